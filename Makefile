@@ -1,0 +1,32 @@
+# Everything sets itself up from nothing: `make test` and `make demo` work on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test test-fast demo bench clean
+
+$(STAMP): setup.py requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -r requirements-dev.txt
+	$(PY) -m pip install -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	AUTOX3D_REQUIRE_REFERENCE=1 TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -ra tests
+
+test-fast: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -ra -m "not slow" tests
+
+demo: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/autox3d demo
+
+bench: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) benchmarks/bench_x3d.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,265 @@
+"""`ArchSpec`: a frozen, JSON-serialisable description of one network of the autox3d-v1 space.
+
+A spec names everything the builder needs and nothing it can derive: the stem, every stage's
+output width and spatial stride, every block's type, expansion ratio and attention, the head
+widths and the default input clip. X3D-XS..XL are specs (see `autox3d_tf.arch.x3d`), and so is
+every architecture the search can sample.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+SPACE_NAME = "autox3d-v1"
+
+# Depthwise kernels per block type: a list of (t, h, w) kernels applied one after the other.
+BLOCK_KERNELS: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "3x3x3": ((3, 3, 3),),
+    "1x3x3": ((1, 3, 3),),
+    "5x3x3": ((5, 3, 3),),
+    "2+1d": ((1, 3, 3), (3, 1, 1)),
+    "3x5x5": ((3, 5, 5),),
+}
+SKIP = "skip"
+BLOCK_TYPES: tuple[str, ...] = (*BLOCK_KERNELS, SKIP)
+ATTENTIONS: tuple[str, ...] = ("none", "se")
+SE_RATIO = 0.0625
+
+
+def round_width(width: float, multiplier: float = 1.0, min_width: int = 8, divisor: int = 8) -> int:
+    """Rounds ``width * multiplier`` to the nearest multiple of ``divisor`` (X3D's rule).
+
+    The result is at least ``min_width`` and never more than 10% below the exact product.
+    """
+    exact = width * multiplier
+    rounded = max(min_width, int(exact + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * exact:
+        rounded += divisor
+    return int(rounded)
+
+
+class SpecError(ValueError):
+    """An invalid architecture specification; the message names the offending field."""
+
+
+def _check_keys(data: Mapping[str, Any], cls: type, where: str) -> None:
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{where}: expected a JSON object, got {type(data).__name__}.")
+    names = {f.name for f in dataclasses.fields(cls)}
+    required = {
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+    }
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise SpecError(f"{where}: unknown field(s) {unknown}; valid fields are {sorted(names)}.")
+    missing = sorted(required - set(data))
+    if missing:
+        raise SpecError(f"{where}: missing field(s) {missing}.")
+
+
+def _positive_int(value: Any, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"{where} must be a positive integer, got {value!r}.")
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One residual block: depthwise kernel type, expansion ratio of the inner width, attention.
+
+    ``type="skip"`` is an identity block (allowed anywhere but a stage's first block).
+    """
+
+    type: str = "3x3x3"
+    expansion: float = 2.25
+    attention: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.type not in BLOCK_TYPES:
+            raise SpecError(f"block type {self.type!r} is unknown; valid types are {list(BLOCK_TYPES)}.")
+        if isinstance(self.expansion, bool) or not isinstance(self.expansion, (int, float)):
+            raise SpecError(f"block expansion must be a number, got {self.expansion!r}.")
+        if not math.isfinite(self.expansion) or self.expansion <= 0:
+            raise SpecError(f"block expansion must be a positive number, got {self.expansion!r}.")
+        if self.attention not in ATTENTIONS:
+            raise SpecError(f"block attention {self.attention!r} is unknown; valid values are {list(ATTENTIONS)}.")
+        object.__setattr__(self, "expansion", float(self.expansion))
+
+    @property
+    def is_skip(self) -> bool:
+        return self.type == SKIP
+
+    @property
+    def kernels(self) -> tuple[tuple[int, int, int], ...]:
+        return BLOCK_KERNELS.get(self.type, ())
+
+    def inner_width(self, width: int) -> int:
+        """Width of the depthwise convolution: ``int(expansion * width)`` as in X3D."""
+        return max(1, int(self.expansion * width))
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.is_skip:
+            return {"type": SKIP}
+        return {"type": self.type, "expansion": self.expansion, "attention": self.attention}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "block") -> "BlockSpec":
+        _check_keys(data, cls, where)
+        try:
+            return cls(**data)
+        except SpecError as err:
+            raise SpecError(f"{where}: {err}") from None
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage: output width, spatial stride of its first block, and its blocks."""
+
+    width: int
+    blocks: tuple[BlockSpec, ...]
+    stride: int = 2
+
+    def __post_init__(self) -> None:
+        _positive_int(self.width, "stage width")
+        _positive_int(self.stride, "stage stride")
+        blocks = tuple(self.blocks)
+        if not blocks:
+            raise SpecError("a stage needs at least one block.")
+        for i, block in enumerate(blocks):
+            if not isinstance(block, BlockSpec):
+                raise SpecError(f"block {i} must be a BlockSpec, got {type(block).__name__}.")
+        if blocks[0].is_skip:
+            raise SpecError("a stage's first block cannot be 'skip' (it changes width or stride).")
+        object.__setattr__(self, "blocks", blocks)
+
+    @property
+    def depth(self) -> int:
+        """Number of blocks that compute (skips excluded)."""
+        return sum(not b.is_skip for b in self.blocks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"width": self.width, "stride": self.stride, "blocks": [b.to_dict() for b in self.blocks]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "stage") -> "StageSpec":
+        _check_keys(data, cls, where)
+        blocks = data["blocks"]
+        if not isinstance(blocks, (list, tuple)):
+            raise SpecError(f"{where}.blocks must be a list, got {type(blocks).__name__}.")
+        parsed = tuple(BlockSpec.from_dict(b, f"{where}.blocks[{i}]") for i, b in enumerate(blocks))
+        try:
+            return cls(width=data["width"], blocks=parsed, stride=data.get("stride", 2))
+        except SpecError as err:
+            raise SpecError(f"{where}: {err}") from None
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A whole network: stem, stages, head and its default input clip.
+
+    Attributes:
+        name: a label (e.g. ``"x3d_s"``), used as the default Keras model name.
+        stages: the residual stages, in order.
+        input_frames, input_size: default clip length and (square) crop.
+        stem_width: output channels of the stem.
+        stem_temporal_kernel: length of the stem's depthwise temporal convolution.
+        head_width: channels of the head's 1x1x1 convolution before pooling.
+        head_hidden: width of the fully connected layer after pooling (0 for none).
+        space: the search space this spec belongs to.
+    """
+
+    name: str
+    stages: tuple[StageSpec, ...]
+    input_frames: int = 16
+    input_size: int = 224
+    stem_width: int = 24
+    stem_temporal_kernel: int = 5
+    head_width: int = 432
+    head_hidden: int = 2048
+    space: str = SPACE_NAME
+    notes: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise SpecError(f"spec name must be a non-empty string, got {self.name!r}.")
+        for name in ("input_frames", "input_size", "stem_width", "stem_temporal_kernel", "head_width"):
+            _positive_int(getattr(self, name), name)
+        if isinstance(self.head_hidden, bool) or not isinstance(self.head_hidden, int) or self.head_hidden < 0:
+            raise SpecError(f"head_hidden must be an integer >= 0, got {self.head_hidden!r}.")
+        if self.stem_temporal_kernel % 2 == 0:
+            raise SpecError(f"stem_temporal_kernel must be odd, got {self.stem_temporal_kernel}.")
+        stages = tuple(self.stages)
+        if not stages:
+            raise SpecError("a spec needs at least one stage.")
+        for i, stage in enumerate(stages):
+            if not isinstance(stage, StageSpec):
+                raise SpecError(f"stage {i} must be a StageSpec, got {type(stage).__name__}.")
+        if self.space != SPACE_NAME:
+            raise SpecError(f"space {self.space!r} is unknown; valid spaces are [{SPACE_NAME!r}].")
+        object.__setattr__(self, "stages", stages)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        return tuple(s.width for s in self.stages)
+
+    @property
+    def depths(self) -> tuple[int, ...]:
+        return tuple(s.depth for s in self.stages)
+
+    @property
+    def total_stride(self) -> int:
+        return 2 * math.prod(s.stride for s in self.stages)
+
+    def replace(self, **changes: Any) -> "ArchSpec":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            "name": self.name,
+            "space": self.space,
+            "input_frames": self.input_frames,
+            "input_size": self.input_size,
+            "stem_width": self.stem_width,
+            "stem_temporal_kernel": self.stem_temporal_kernel,
+            "stages": [s.to_dict() for s in self.stages],
+            "head_width": self.head_width,
+            "head_hidden": self.head_hidden,
+        }
+        if self.notes:
+            data["notes"] = self.notes
+        return data
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ArchSpec":
+        _check_keys(data, cls, "spec")
+        stages = data["stages"]
+        if not isinstance(stages, (list, tuple)):
+            raise SpecError(f"spec.stages must be a list, got {type(stages).__name__}.")
+        parsed = tuple(StageSpec.from_dict(s, f"spec.stages[{i}]") for i, s in enumerate(stages))
+        return cls(**{**data, "stages": parsed})
+
+    @classmethod
+    def from_json(cls, text: str) -> "ArchSpec":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise SpecError(f"not valid JSON: {err}") from None
+        return cls.from_dict(data)
+
+    def save(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str) -> "ArchSpec":
+        with open(path, encoding="utf-8") as f:
+            return cls.from_json(f.read())

@@ -1,0 +1,1 @@
+"""The `autox3d` command line."""

@@ -1,0 +1,193 @@
+"""Depthwise 3D convolution without grouped Conv3D.
+
+Keras' ``Conv3D(groups=C)`` only runs through XLA on CPU, where it is tens of times slower
+than the alternative used here, and TF Serving / TFLite cannot run it (DESIGN.md section 4).
+This layer computes the same function as a depthwise 3D convolution by summing, over the
+temporal taps of the kernel, a depthwise 2D convolution of the matching time-shifted frames:
+
+    y[t] = sum_i  depthwise_conv2d(x[t * stride_t + i - pad_t], kernel[i])
+
+which is exact and only uses ops that every backend, TF Serving and TFLite support.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+from keras import ops
+
+PaddingArg = str | int | Sequence[int] | Sequence[Sequence[int]]
+
+
+def _triple(value: int | Sequence[int], name: str) -> tuple[int, int, int]:
+    if isinstance(value, int):
+        value = (value, value, value)
+    value = tuple(int(v) for v in value)
+    if len(value) != 3 or any(v < 1 for v in value):
+        raise ValueError(f"`{name}` must be a positive int or a tuple of 3 positive ints, got {value}.")
+    return value  # type: ignore[return-value]
+
+
+def _normalize_padding(padding: PaddingArg) -> str | tuple[tuple[int, int], ...]:
+    """Returns "same", "valid" or explicit ((t0, t1), (h0, h1), (w0, w1)) zero padding."""
+    if isinstance(padding, str):
+        padding = padding.lower()
+        if padding not in ("same", "valid"):
+            raise ValueError(f"`padding` must be 'same', 'valid' or explicit sizes, got '{padding}'.")
+        return padding
+    if isinstance(padding, int):
+        padding = (padding, padding, padding)
+    pairs = []
+    for p in padding:
+        pair = (int(p), int(p)) if isinstance(p, int) else tuple(int(v) for v in p)
+        if len(pair) != 2 or min(pair) < 0:
+            raise ValueError(f"Explicit `padding` entries must be ints or (before, after) pairs >= 0, got {padding}.")
+        pairs.append(pair)
+    if len(pairs) != 3:
+        raise ValueError(f"Explicit `padding` needs 3 entries (time, height, width), got {padding}.")
+    return tuple(pairs)
+
+
+def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow 'same' padding for one axis of static length."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _out_len(size: int | None, kernel: int, stride: int, pads: tuple[int, int]) -> int | None:
+    if size is None:
+        return None
+    return (size + pads[0] + pads[1] - kernel) // stride + 1
+
+
+@keras.saving.register_keras_serializable(package="autox3d_tf")
+class DepthwiseConv3D(keras.layers.Layer):
+    """Depthwise 3D convolution (depth multiplier 1) on channels-last video tensors.
+
+    Args:
+        kernel_size: int or (t, h, w).
+        strides: int or (t, h, w).
+        padding: "valid", "same" (TensorFlow semantics), or explicit zero padding: an int, a
+            tuple of 3 ints (symmetric, as PyTorch's ``padding=``) or 3 (before, after) pairs.
+        use_bias: whether to add a per-channel bias.
+        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer: as in Keras.
+
+    Input ``(batch, frames, height, width, channels)``; output the same rank with the
+    convolved sizes. The kernel has shape ``(t, h, w, channels, 1)``.
+    """
+
+    def __init__(
+        self,
+        kernel_size: int | Sequence[int],
+        strides: int | Sequence[int] = 1,
+        padding: PaddingArg = "valid",
+        use_bias: bool = False,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.kernel_size = _triple(kernel_size, "kernel_size")
+        self.strides = _triple(strides, "strides")
+        self.padding = _normalize_padding(padding)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.input_spec = keras.layers.InputSpec(ndim=5)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError("DepthwiseConv3D needs a known number of input channels (last axis).")
+        self.input_spec = keras.layers.InputSpec(ndim=5, axes={-1: channels})
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(*self.kernel_size, channels, 1),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias", shape=(channels,), initializer=self.bias_initializer, regularizer=self.bias_regularizer
+            )
+
+    def _pads(self, shape) -> tuple[tuple[int, int], ...]:
+        """Explicit (before, after) pads per axis; 'same' needs static sizes only when stride > 1."""
+        if self.padding == "valid":
+            return ((0, 0),) * 3
+        if self.padding == "same":
+            pads = []
+            for size, k, s in zip(shape[1:4], self.kernel_size, self.strides):
+                if size is None:
+                    if s != 1:
+                        raise ValueError("'same' padding with stride > 1 needs static input sizes.")
+                    size = 1  # with stride 1 the pads do not depend on the size
+                pads.append(_same_pads(size, k, s))
+            return tuple(pads)
+        return self.padding
+
+    def compute_output_shape(self, input_shape):
+        pads = self._pads(input_shape)
+        dims = [_out_len(n, k, s, p) for n, k, s, p in zip(input_shape[1:4], self.kernel_size, self.strides, pads)]
+        return (input_shape[0], *dims, input_shape[-1])
+
+    def call(self, inputs):
+        kt, kh, kw = self.kernel_size
+        st, sh, sw = self.strides
+        (pt0, pt1), (ph0, ph1), (pw0, pw1) = self._pads(inputs.shape)
+        channels = inputs.shape[-1]
+
+        # Spatial padding: let the 2D op pad when that matches TF 'same' at stride 1.
+        spatial_same = sh == sw == 1 and (ph0, ph1) == _same_pads(1, kh, 1) and (pw0, pw1) == _same_pads(1, kw, 1)
+        x = inputs
+        pad_spatial = not spatial_same and (ph0 or ph1 or pw0 or pw1)
+        if pt0 or pt1 or pad_spatial:
+            hp = (0, 0) if spatial_same else (ph0, ph1)
+            wp = (0, 0) if spatial_same else (pw0, pw1)
+            x = ops.pad(x, [[0, 0], [pt0, pt1], list(hp), list(wp), [0, 0]])
+
+        shape = ops.shape(x)
+        batch, frames, height, width = shape[0], shape[1], shape[2], shape[3]
+        out_frames = (frames - kt) // st + 1
+        conv_padding = "same" if spatial_same else "valid"
+        pointwise_in_space = kh == kw == 1 and sh == sw == 1
+
+        out = None
+        for i in range(kt):
+            tap = x[:, i : i + (out_frames - 1) * st + 1 : st] if (kt > 1 or st > 1) else x
+            if pointwise_in_space:
+                term = tap * self.kernel[i, 0, 0, :, 0]
+            else:
+                flat = ops.reshape(tap, (-1, height, width, channels))
+                term = ops.depthwise_conv(flat, self.kernel[i], strides=(sh, sw), padding=conv_padding)
+            out = term if out is None else out + term
+
+        if not pointwise_in_space:
+            out_shape = ops.shape(out)
+            out = ops.reshape(out, (batch, out_frames, out_shape[1], out_shape[2], channels))
+        if self.use_bias:
+            out = out + self.bias
+        return out
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "kernel_size": self.kernel_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+            }
+        )
+        return config

@@ -1,0 +1,210 @@
+"""One builder from an `ArchSpec` to a plain functional `keras.Model`.
+
+The layer order and shapes follow pytorchvideo's ``create_x3d`` one to one, so that a
+checkpoint maps onto the model weight by weight. Layer names:
+
+    stem_conv_spatial, stem_conv_temporal, stem_bn
+    stage{s}_block{b}_{conv_a,bn_a,conv_b[_{k}],bn_b,se_reduce,se_expand,conv_c,bn_c}
+    stage{s}_block{b}_{shortcut_conv,shortcut_bn}
+    head_conv, head_bn, head_dense, predictions
+
+Stages are numbered from 1 and blocks from 0, as pytorchvideo's ``blocks[s].res_blocks[b]``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+from keras import layers
+
+from autox3d_tf.arch.spec import SE_RATIO, ArchSpec, BlockSpec, round_width
+from autox3d_tf.layers import DepthwiseConv3D, PointwiseConv3D
+
+BN_EPSILON = 1e-5
+BN_MOMENTUM = 0.9  # PyTorch momentum 0.1
+
+# PySlowFast's initialisation: He normal with fan_out for convolutions. Keras computes fan_out of a
+# depthwise kernel (t, h, w, C, 1) as t*h*w, while PyTorch uses C*t*h*w, which Keras calls fan_in.
+CONV_INIT = keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
+DEPTHWISE_INIT = keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
+HEAD_INIT = keras.initializers.RandomNormal(stddev=0.01)
+
+POOLING_CHOICES = (None, "avg", "max")
+
+
+def _bn(name: str, zero_gamma: bool = False) -> layers.BatchNormalization:
+    return layers.BatchNormalization(
+        axis=-1,
+        epsilon=BN_EPSILON,
+        momentum=BN_MOMENTUM,
+        gamma_initializer="zeros" if zero_gamma else "ones",
+        name=name,
+    )
+
+
+def validate_input_shape(input_shape: Sequence[int | None] | None, spec: ArchSpec) -> tuple:
+    """Checks a channels-last ``(frames, height, width, 3)`` input shape; defaults from the spec."""
+    if input_shape is None:
+        return (spec.input_frames, spec.input_size, spec.input_size, 3)
+    try:
+        shape = tuple(None if d is None else int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`input_shape` must be (frames, height, width, 3) with positive ints, got {input_shape!r}."
+        ) from None
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ValueError(
+            f"`input_shape` must be (frames, height, width, 3), channels last, got {input_shape!r}. "
+            f"This model's default is {(spec.input_frames, spec.input_size, spec.input_size, 3)}."
+        )
+    frames, height, width, _ = shape
+    if frames is not None and frames < 1:
+        raise ValueError(f"`input_shape` needs at least 1 frame, got {input_shape!r}.")
+    minimum = spec.total_stride
+    for label, size in (("height", height), ("width", width)):
+        if size is not None and size < minimum:
+            raise ValueError(
+                f"`input_shape` {label} must be at least {minimum} (the network's total stride), got {input_shape!r}."
+            )
+    return shape
+
+
+def _stem(x, spec: ArchSpec):
+    x = layers.ZeroPadding3D(((0, 0), (1, 1), (1, 1)), name="stem_pad")(x)
+    x = layers.Conv3D(
+        spec.stem_width,
+        (1, 3, 3),
+        strides=(1, 2, 2),
+        padding="valid",
+        use_bias=False,
+        kernel_initializer=CONV_INIT,
+        name="stem_conv_spatial",
+    )(x)
+    k = spec.stem_temporal_kernel
+    x = DepthwiseConv3D(
+        (k, 1, 1), padding=(k // 2, 0, 0), kernel_initializer=DEPTHWISE_INIT, name="stem_conv_temporal"
+    )(x)
+    x = _bn("stem_bn")(x)
+    return layers.ReLU(name="stem_relu")(x)
+
+
+def _squeeze_excite(x, channels: int, prefix: str):
+    reduced = round_width(channels, SE_RATIO)
+    s = layers.GlobalAveragePooling3D(keepdims=True, name=f"{prefix}_se_pool")(x)
+    s = layers.Dense(reduced, activation="relu", kernel_initializer=CONV_INIT, name=f"{prefix}_se_reduce")(s)
+    s = layers.Dense(channels, activation="sigmoid", kernel_initializer=CONV_INIT, name=f"{prefix}_se_expand")(s)
+    return layers.Multiply(name=f"{prefix}_se_scale")([x, s])
+
+
+def residual_block(x, block: BlockSpec, in_width: int, width: int, stride: int, prefix: str):
+    """One X3D-style bottleneck block with its shortcut (the block must not be a skip)."""
+    inner = block.inner_width(width)
+    strides = (1, stride, stride)
+
+    shortcut = x
+    if in_width != width or stride > 1:
+        shortcut = PointwiseConv3D(width, strides=strides, kernel_initializer=CONV_INIT, name=f"{prefix}_shortcut_conv")(x)
+        if in_width != width:
+            shortcut = _bn(f"{prefix}_shortcut_bn")(shortcut)
+
+    y = PointwiseConv3D(inner, kernel_initializer=CONV_INIT, name=f"{prefix}_conv_a")(x)
+    y = _bn(f"{prefix}_bn_a")(y)
+    y = layers.ReLU(name=f"{prefix}_relu_a")(y)
+    kernels = block.kernels
+    for i, kernel in enumerate(kernels):
+        suffix = "" if len(kernels) == 1 else f"_{i}"
+        y = DepthwiseConv3D(
+            kernel,
+            strides=strides if i == 0 else 1,
+            padding=tuple(k // 2 for k in kernel),
+            kernel_initializer=DEPTHWISE_INIT,
+            name=f"{prefix}_conv_b{suffix}",
+        )(y)
+    y = _bn(f"{prefix}_bn_b")(y)
+    if block.attention == "se":
+        y = _squeeze_excite(y, inner, prefix)
+    y = layers.Activation("silu", name=f"{prefix}_swish")(y)
+    y = PointwiseConv3D(width, kernel_initializer=CONV_INIT, name=f"{prefix}_conv_c")(y)
+    y = _bn(f"{prefix}_bn_c", zero_gamma=True)(y)
+
+    y = layers.Add(name=f"{prefix}_add")([shortcut, y])
+    return layers.ReLU(name=f"{prefix}_relu")(y)
+
+
+def build_model(
+    spec: ArchSpec,
+    *,
+    include_top: bool = True,
+    input_shape: Sequence[int | None] | None = None,
+    input_tensor=None,
+    classes: int = 400,
+    pooling: str | None = None,
+    classifier_activation: str | None = "softmax",
+    dropout_rate: float = 0.5,
+    name: str | None = None,
+) -> keras.Model:
+    """Builds the network described by ``spec``.
+
+    Args:
+        spec: the architecture.
+        include_top: with the classifier (head projection, dropout, dense to ``classes``).
+            Without it the model ends at the head's 1x1x1 convolution + BN + ReLU feature map.
+        input_shape: ``(frames, height, width, 3)``; defaults to the spec's clip.
+        input_tensor: optional Keras tensor to use as the input.
+        classes: number of classes of the classifier.
+        pooling: with ``include_top=False``: None (5D feature map), "avg" or "max".
+        classifier_activation: activation of the last layer (None for logits).
+        dropout_rate: dropout before the classifier.
+        name: model name (default: the spec's name).
+
+    Returns:
+        A functional ``keras.Model`` taking normalised float clips (see ``preprocess_input``).
+    """
+    if not isinstance(spec, ArchSpec):
+        raise TypeError(f"`spec` must be an ArchSpec, got {type(spec).__name__}.")
+    if pooling not in POOLING_CHOICES:
+        raise ValueError(f"`pooling` must be one of {list(POOLING_CHOICES)}, got {pooling!r}.")
+    if include_top and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 1):
+        raise ValueError(f"`classes` must be a positive integer, got {classes!r}.")
+    if not 0.0 <= float(dropout_rate) < 1.0:
+        raise ValueError(f"`dropout_rate` must be in [0, 1), got {dropout_rate!r}.")
+    shape = validate_input_shape(input_shape, spec)
+
+    if input_tensor is None:
+        inputs = keras.Input(shape=shape, name="frames")
+    else:
+        inputs = input_tensor
+    x = _stem(inputs, spec)
+
+    in_width = spec.stem_width
+    for s, stage in enumerate(spec.stages, start=1):
+        for b, block in enumerate(stage.blocks):
+            if block.is_skip:
+                continue
+            stride = stage.stride if b == 0 else 1
+            x = residual_block(x, block, in_width, stage.width, stride, f"stage{s}_block{b}")
+            in_width = stage.width
+
+    x = PointwiseConv3D(spec.head_width, kernel_initializer=CONV_INIT, name="head_conv")(x)
+    x = _bn("head_bn")(x)
+    x = layers.ReLU(name="head_relu")(x)
+
+    if include_top:
+        x = layers.GlobalAveragePooling3D(name="head_pool")(x)
+        if spec.head_hidden:
+            x = layers.Dense(spec.head_hidden, use_bias=False, kernel_initializer=CONV_INIT, name="head_dense")(x)
+            x = layers.ReLU(name="head_dense_relu")(x)
+        if dropout_rate > 0:
+            x = layers.Dropout(dropout_rate, name="head_dropout")(x)
+        x = layers.Dense(
+            classes, activation=classifier_activation, kernel_initializer=HEAD_INIT, name="predictions"
+        )(x)
+    elif pooling == "avg":
+        x = layers.GlobalAveragePooling3D(name="avg_pool")(x)
+    elif pooling == "max":
+        x = layers.GlobalMaxPooling3D(name="max_pool")(x)
+
+    if input_tensor is not None:
+        inputs = keras.utils.get_source_inputs(input_tensor)
+    return keras.Model(inputs, x, name=name or spec.name)

@@ -1,0 +1,22 @@
+"""The model zoo: named factories with keras.applications arguments, and the registry.
+
+    from autox3d_tf.zoo import X3D_S, get_model, list_models
+    model = X3D_S(weights=None, classes=10)
+"""
+
+from autox3d_tf.zoo.registry import ModelConfig, canonical_name, get_config, get_model, get_spec, list_models
+from autox3d_tf.zoo.x3d import X3D_L, X3D_M, X3D_S, X3D_XL, X3D_XS
+
+__all__ = [
+    "X3D_XS",
+    "X3D_S",
+    "X3D_M",
+    "X3D_L",
+    "X3D_XL",
+    "ModelConfig",
+    "canonical_name",
+    "get_config",
+    "get_model",
+    "get_spec",
+    "list_models",
+]

@@ -1,0 +1,45 @@
+"""The shared factory behind every named zoo model (keras.applications style)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+
+from autox3d_tf.arch.spec import ArchSpec
+from autox3d_tf.models.builder import build_model
+
+
+def build_zoo_model(
+    model_name: str,
+    spec: ArchSpec,
+    *,
+    weights: str | None = None,
+    include_top: bool = True,
+    input_shape: Sequence[int | None] | None = None,
+    input_tensor=None,
+    classes: int = 400,
+    pooling: str | None = None,
+    classifier_activation: str | None = "softmax",
+    dropout_rate: float = 0.5,
+    name: str | None = None,
+) -> keras.Model:
+    """Builds ``spec`` and loads ``weights`` (None, a registered dataset name, or a file path)."""
+    if weights is not None and not isinstance(weights, str):
+        raise ValueError(f"`weights` must be None, a dataset name such as 'kinetics400', or a path; got {weights!r}.")
+    model = build_model(
+        spec,
+        include_top=include_top,
+        input_shape=input_shape,
+        input_tensor=input_tensor,
+        classes=classes,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        dropout_rate=dropout_rate,
+        name=name,
+    )
+    if weights is not None:
+        from autox3d_tf.weights import load_pretrained
+
+        load_pretrained(model, model_name, weights, include_top=include_top, classes=classes)
+    return model

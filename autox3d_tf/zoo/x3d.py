@@ -1,0 +1,92 @@
+"""X3D-XS, S, M, L and XL factories."""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+
+from autox3d_tf.arch.x3d import X3D_VARIANTS, x3d_spec
+from autox3d_tf.zoo.factory import build_zoo_model
+from autox3d_tf.zoo.registry import ModelConfig, register_model
+
+_DOC = """Instantiates {title} (Feichtenhofer, "X3D: Expanding Architectures for Efficient Video
+Recognition", CVPR 2020), exact to the pytorchvideo / PySlowFast reference.
+
+Default input: {frames} frames sampled every {rate}, {crop}x{crop} crop (test crop {test_crop}),
+pixels in [0, 1] normalised with mean 0.45 and std 0.225 (see `preprocess_input`).
+
+Args:
+    weights: None (random init), "kinetics400" (the official checkpoint through the weights
+        registry), or a path to a `.weights.h5` file or a PyTorch checkpoint.
+    include_top: whether to include the classification head.
+    input_shape: (frames, height, width, 3); defaults to ({frames}, {crop}, {crop}, 3).
+    input_tensor: optional Keras tensor to use as the model input.
+    classes: number of classes (400 for "kinetics400" weights with the top).
+    pooling: with include_top=False: None, "avg" or "max".
+    classifier_activation: activation of the last layer; None returns logits.
+    dropout_rate: dropout before the classifier.
+    name: model name.
+
+Returns:
+    A `keras.Model`.
+"""
+
+
+def _make_factory(variant: str):
+    model_name = f"X3D_{variant}"
+
+    def factory(
+        *,
+        weights: str | None = None,
+        include_top: bool = True,
+        input_shape=None,
+        input_tensor=None,
+        classes: int = 400,
+        pooling: str | None = None,
+        classifier_activation: str | None = "softmax",
+        dropout_rate: float = 0.5,
+        name: str | None = None,
+    ) -> keras.Model:
+        return build_zoo_model(
+            model_name,
+            x3d_spec(variant),
+            weights=weights,
+            include_top=include_top,
+            input_shape=input_shape,
+            input_tensor=input_tensor,
+            classes=classes,
+            pooling=pooling,
+            classifier_activation=classifier_activation,
+            dropout_rate=dropout_rate,
+            name=name,
+        )
+
+    v = X3D_VARIANTS[variant]
+    factory.__name__ = factory.__qualname__ = model_name
+    factory.__doc__ = _DOC.format(
+        title=f"X3D-{variant}", frames=v.frames, rate=v.sampling_rate, crop=v.train_crop, test_crop=v.test_crop
+    )
+    register_model(
+        ModelConfig(
+            name=model_name,
+            family="x3d",
+            frames=v.frames,
+            sampling_rate=v.sampling_rate,
+            train_crop=v.train_crop,
+            test_crop=v.test_crop,
+            train_scale=v.train_scale,
+            description=f"X3D-{variant}: width x{v.width_factor}, depth x{v.depth_factor}",
+            paper="https://arxiv.org/abs/2004.04730",
+        ),
+        functools.partial(x3d_spec, variant),
+        factory,
+    )
+    return factory
+
+
+X3D_XS = _make_factory("XS")
+X3D_S = _make_factory("S")
+X3D_M = _make_factory("M")
+X3D_L = _make_factory("L")
+X3D_XL = _make_factory("XL")
