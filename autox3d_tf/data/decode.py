@@ -1,0 +1,368 @@
+"""Video decoding through PyAV: probe a file, decode only the frames a clip needs.
+
+    info = probe_video("clip.mp4")                     # frames, fps, width, height, duration
+    idx = clip_indices(info.num_frames, frames=16, rate=5, start=0)
+    frames = decode_frames("clip.mp4", idx)            # uint8 [16, H, W, 3]
+    clip = center_crop(resize_short_side(frames, 256), 256)
+
+``decode_frames`` seeks to the key frame before the first wanted frame and decodes forward only as far
+as the last wanted frame. Non-reference frames that no index needs are skipped inside the decoder
+(``skip_frame``), and only the wanted frames are converted to RGB. Indices past the end of the video
+loop (``index % num_frames``). Every failure (missing, empty, truncated, corrupt or non-video file) is
+a :class:`VideoDecodeError` whose message names the file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Sequence
+
+import numpy as np
+
+__all__ = [
+    "VideoDecodeError",
+    "VideoInfo",
+    "probe_video",
+    "decode_frames",
+    "decode_all_frames",
+    "clip_indices",
+    "resize_short_side",
+    "center_crop",
+    "load_clip",
+]
+
+# Seek only when the first wanted frame is at least this many seconds in; below that, decoding from the
+# start is as cheap as a seek.
+_SEEK_MIN_SECONDS = 1.0
+# A video whose decodable frames fall short of the container's frame count by more than this fraction
+# (and at least _TRUNCATION_MIN_FRAMES frames) is reported as truncated.
+_TRUNCATION_FRACTION = 0.05
+_TRUNCATION_MIN_FRAMES = 3
+
+
+class VideoDecodeError(Exception):
+    """A video file could not be read: missing, empty, truncated, corrupt or not a video.
+
+    ``path`` is the file; the message always names it.
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds, as its container states it.
+
+    ``num_frames`` is the container's frame count when it has one, else ``round(duration * fps)``
+    (an estimate). ``fps`` is the stream's average frame rate.
+    """
+
+    path: str
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+    duration: float
+    codec: str
+
+
+def _check_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise VideoDecodeError(path, "file not found")
+    if os.path.isdir(path):
+        raise VideoDecodeError(path, "is a directory, not a video file")
+    if os.path.getsize(path) == 0:
+        raise VideoDecodeError(path, "empty file (0 bytes)")
+
+
+def _open(path: str):
+    """Opens ``path`` with PyAV and returns ``(container, video_stream)``."""
+    import av
+
+    _check_file(path)
+    try:
+        container = av.open(path, metadata_errors="ignore")
+    except Exception as err:  # av.error.* (InvalidDataError, EOFError, ...) and OSError
+        raise VideoDecodeError(path, f"not a readable video ({type(err).__name__}: {err})") from err
+    if not container.streams.video:
+        container.close()
+        raise VideoDecodeError(path, "no video stream in file")
+    return container, container.streams.video[0]
+
+
+def _stream_fps(stream) -> float:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate:
+            value = float(rate)
+            if value > 0:
+                return value
+    return 30.0
+
+
+def _info_from(path: str, container, stream) -> VideoInfo:
+    fps = _stream_fps(stream)
+    if stream.duration is not None and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000
+    else:
+        duration = 0.0
+    num_frames = int(stream.frames or 0)
+    if num_frames <= 0:
+        num_frames = int(round(duration * fps))
+    if duration <= 0 and num_frames > 0:
+        duration = num_frames / fps
+    ctx = stream.codec_context
+    return VideoInfo(
+        path=path,
+        num_frames=num_frames,
+        fps=fps,
+        width=int(ctx.width or 0),
+        height=int(ctx.height or 0),
+        duration=duration,
+        codec=str(ctx.name),
+    )
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Reads a video's frame count, frame rate, size and duration without decoding it.
+
+    Raises :class:`VideoDecodeError` for a missing, empty or unreadable file, or one without a video
+    stream or frames.
+    """
+    path = os.fspath(path)
+    container, stream = _open(path)
+    try:
+        info = _info_from(path, container, stream)
+    finally:
+        container.close()
+    if info.num_frames <= 0 or info.width <= 0 or info.height <= 0:
+        raise VideoDecodeError(path, "video stream has no frames or no size")
+    return info
+
+
+def clip_indices(num_frames: int, frames: int, rate: int, start: int = 0) -> np.ndarray:
+    """Frame indices of a clip: ``frames`` frames ``rate`` apart from ``start``, looping past the end.
+
+    ``clip_indices(300, 16, 5, 10)`` is ``[10, 15, ..., 85]``; in a 50-frame video, indices 50 and on
+    wrap to 0, 1, ... (short videos loop).
+    """
+    if num_frames <= 0:
+        raise ValueError(f"num_frames must be positive, got {num_frames}")
+    if frames <= 0 or rate <= 0:
+        raise ValueError(f"frames and rate must be positive, got frames={frames}, rate={rate}")
+    idx = int(start) + np.arange(frames, dtype=np.int64) * int(rate)
+    return np.mod(idx, num_frames)
+
+
+class _FrameIndexer:
+    """Maps a packet's or frame's pts to a frame index at the stream's nominal frame rate."""
+
+    def __init__(self, stream, fps: float):
+        self.time_base = Fraction(stream.time_base) if stream.time_base else None
+        self.start = stream.start_time or 0
+        self.fps = Fraction(fps).limit_denominator(100000)
+
+    def __call__(self, pts: int | None) -> int | None:
+        if pts is None or self.time_base is None:
+            return None
+        return int(math.floor((pts - self.start) * self.time_base * self.fps + Fraction(1, 2)))
+
+    def to_pts(self, index: int) -> int:
+        return int(self.start + Fraction(index) / self.fps / self.time_base)
+
+
+def _decode_sorted(path: str, container, stream, info: VideoInfo, wanted: list[int]) -> tuple[dict, int]:
+    """Decodes the sorted unique ``wanted`` indices. Returns ``({index: array}, frames_seen_end)``.
+
+    ``frames_seen_end`` is one past the last frame index the decoder produced when it reached the end
+    of the file, or -1 when it stopped early (all wanted frames found).
+    """
+    import av
+
+    indexer = _FrameIndexer(stream, info.fps)
+    ctx = stream.codec_context
+    wanted_set = set(wanted)
+    last_wanted = wanted[-1]
+    out: dict[int, np.ndarray] = {}
+    pending = list(wanted)  # ascending, not yet filled
+    prev_frame = None  # last decoded frame (kept unconverted) to fill gaps in variable-rate videos
+    counter = -1  # fallback index when frames carry no pts
+
+    if indexer.time_base is not None and wanted[0] / info.fps >= _SEEK_MIN_SECONDS:
+        # Seek a little before the first wanted frame; PyAV lands on the key frame before it.
+        target = indexer.to_pts(max(wanted[0] - 1, 0))
+        try:
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+        except av.error.FFmpegError:
+            container.seek(0, stream=stream)
+
+    def take(frame) -> bool:
+        """Files a decoded frame; returns True when every wanted frame is filled."""
+        nonlocal prev_frame, counter
+        counter += 1
+        idx = indexer(frame.pts)
+        if idx is None:
+            idx = counter
+        while pending and pending[0] < idx:  # a gap (variable frame rate): repeat the previous frame
+            gap = pending.pop(0)
+            src = prev_frame if prev_frame is not None else frame
+            out[gap] = src.to_ndarray(format="rgb24")
+        if pending and pending[0] == idx:
+            pending.pop(0)
+            out[idx] = frame.to_ndarray(format="rgb24")
+        prev_frame = frame
+        return not pending
+
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0 and packet.dts is None:
+                continue  # the demuxer's flush packet: handled below
+            p_idx = indexer(packet.pts)
+            skip = p_idx is not None and p_idx not in wanted_set and p_idx < last_wanted
+            ctx.skip_frame = "NONREF" if skip else "DEFAULT"
+            for frame in ctx.decode(packet):
+                if take(frame):
+                    return out, -1
+        ctx.skip_frame = "DEFAULT"
+        for frame in ctx.decode(None):
+            if take(frame):
+                return out, -1
+    except av.error.FFmpegError as err:
+        if not out and prev_frame is None:
+            raise VideoDecodeError(path, f"corrupt video data ({type(err).__name__}: {err})") from err
+        raise VideoDecodeError(path, f"truncated or corrupt video: decoding stopped ({err})") from err
+    end = (indexer(prev_frame.pts) if prev_frame is not None and prev_frame.pts is not None else counter) + 1
+    return out, end
+
+
+def decode_frames(path: str | os.PathLike, indices: Sequence[int]) -> np.ndarray:
+    """Decodes the frames at ``indices`` (any order, repeats allowed) as uint8 ``[N, H, W, 3]`` RGB.
+
+    Indices are frame numbers at the stream's average frame rate. Indices at or past the end loop
+    (``index % num_frames``); negative indices are an error. The decoder seeks to the key frame before
+    the first wanted frame and stops after the last one.
+
+    Raises :class:`VideoDecodeError` (naming the file) for a missing, empty, non-video, corrupt or
+    truncated file.
+    """
+    path = os.fspath(path)
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if indices.size == 0:
+        raise ValueError("decode_frames needs at least one index")
+    if (indices < 0).any():
+        raise ValueError(f"negative frame index in {indices.tolist()}")
+    container, stream = _open(path)
+    try:
+        info = _info_from(path, container, stream)
+        if info.num_frames <= 0:
+            raise VideoDecodeError(path, "video stream has no frames")
+        mapped = np.mod(indices, info.num_frames)
+        wanted = sorted(set(mapped.tolist()))
+        found, end = _decode_sorted(path, container, stream, info, wanted)
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            declared = int(stream.frames or 0)
+            shortfall = declared - end
+            if declared and shortfall > max(_TRUNCATION_MIN_FRAMES, _TRUNCATION_FRACTION * declared):
+                raise VideoDecodeError(
+                    path, f"truncated video: container declares {declared} frames, only {end} decodable"
+                )
+            if end <= 0:
+                raise VideoDecodeError(path, "no decodable frames")
+            # The frame count was an estimate a little too high: loop over the frames that exist.
+            remap = {i: i % end for i in missing}
+            container.seek(0, stream=stream)
+            stream.codec_context.flush_buffers()
+            extra, _ = _decode_sorted(path, container, stream, info, sorted(set(remap.values())))
+            for i, j in remap.items():
+                if j not in extra:
+                    raise VideoDecodeError(path, f"frame {j} could not be decoded")
+                found[i] = extra[j]
+    finally:
+        container.close()
+    shapes = {a.shape for a in found.values()}
+    if len(shapes) > 1:  # resolution change mid-stream: bring every frame to the first one's size
+        h, w = found[int(mapped[0])].shape[:2]
+        found = {k: _resize_np(v, h, w) for k, v in found.items()}
+    return np.stack([found[int(i)] for i in mapped])
+
+
+def decode_all_frames(path: str | os.PathLike) -> np.ndarray:
+    """Decodes every frame of a video as uint8 ``[N, H, W, 3]`` (the naive approach; small files only)."""
+    import av
+
+    path = os.fspath(path)
+    container, stream = _open(path)
+    try:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    except av.error.FFmpegError as err:
+        raise VideoDecodeError(path, f"truncated or corrupt video ({err})") from err
+    finally:
+        container.close()
+    if not frames:
+        raise VideoDecodeError(path, "no decodable frames")
+    return np.stack(frames)
+
+
+def _resize_np(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of uint8 ``[..., H, W, 3]`` frames with TensorFlow (antialiased when shrinking)."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(frames)
+    squeeze = x.shape.rank == 3
+    if squeeze:
+        x = x[None]
+    y = tf.image.resize(tf.cast(x, tf.float32), (height, width), method="bilinear", antialias=True)
+    y = tf.cast(tf.clip_by_value(tf.round(y), 0, 255), tf.uint8).numpy()
+    return y[0] if squeeze else y
+
+
+def resize_short_side(frames: np.ndarray, size: int) -> np.ndarray:
+    """Resizes uint8 frames ``[..., H, W, 3]`` so that their shorter side is ``size`` (aspect kept)."""
+    h, w = frames.shape[-3], frames.shape[-2]
+    if min(h, w) == size:
+        return frames
+    if h <= w:
+        nh, nw = size, max(1, int(round(w * size / h)))
+    else:
+        nh, nw = max(1, int(round(h * size / w))), size
+    return _resize_np(frames, nh, nw)
+
+
+def center_crop(frames: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """The centred ``size`` x ``size`` (or ``(height, width)``) crop of frames ``[..., H, W, C]``."""
+    ch, cw = (size, size) if isinstance(size, int) else size
+    h, w = frames.shape[-3], frames.shape[-2]
+    if ch > h or cw > w:
+        raise ValueError(f"crop {ch}x{cw} larger than frames {h}x{w}; resize first")
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return frames[..., top : top + ch, left : left + cw, :]
+
+
+def load_clip(
+    path: str | os.PathLike,
+    frames: int,
+    rate: int,
+    crop: int,
+    short_side: int | None = None,
+    start: int | None = None,
+) -> np.ndarray:
+    """One centred uint8 clip ``[frames, crop, crop, 3]`` for prediction.
+
+    The clip is taken from the middle of the video (or from ``start``), resized so its short side is
+    ``short_side`` (default ``crop``) and centre-cropped. Normalisation is left to the caller/model.
+    """
+    info = probe_video(path)
+    span = frames * rate
+    if start is None:
+        start = max(0, (info.num_frames - span) // 2)
+    idx = clip_indices(info.num_frames, frames, rate, start)
+    clip = decode_frames(path, idx)
+    return center_crop(resize_short_side(clip, short_side or crop), crop)
