@@ -18,7 +18,7 @@ import math
 import os
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -27,6 +27,7 @@ __all__ = [
     "VideoInfo",
     "probe_video",
     "decode_frames",
+    "decode_frames_for",
     "decode_all_frames",
     "clip_indices",
     "resize_short_side",
@@ -252,17 +253,32 @@ def decode_frames(path: str | os.PathLike, indices: Sequence[int]) -> np.ndarray
     Raises :class:`VideoDecodeError` (naming the file) for a missing, empty, non-video, corrupt or
     truncated file.
     """
+    indices = np.asarray(indices, dtype=np.int64)
+    return decode_frames_for(path, lambda info: indices)[0]
+
+
+def decode_frames_for(
+    path: str | os.PathLike, choose: Callable[[VideoInfo], Sequence[int]]
+) -> tuple[np.ndarray, VideoInfo]:
+    """Opens a video once, asks ``choose(info)`` for the frame indices, and decodes them.
+
+    Returns ``(frames uint8 [N, H, W, 3], info)``; ``frames`` keeps the shape of the chosen indices
+    (e.g. ``[clips, T]`` indices give ``[clips, T, H, W, 3]``). Same semantics and errors as
+    :func:`decode_frames`; this saves a second open when the indices depend on the frame count.
+    """
     path = os.fspath(path)
-    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-    if indices.size == 0:
-        raise ValueError("decode_frames needs at least one index")
-    if (indices < 0).any():
-        raise ValueError(f"negative frame index in {indices.tolist()}")
     container, stream = _open(path)
     try:
         info = _info_from(path, container, stream)
         if info.num_frames <= 0:
             raise VideoDecodeError(path, "video stream has no frames")
+        chosen = np.asarray(choose(info), dtype=np.int64)
+        shape = chosen.shape
+        indices = chosen.reshape(-1)
+        if indices.size == 0:
+            raise ValueError("decode_frames needs at least one index")
+        if (indices < 0).any():
+            raise ValueError(f"negative frame index in {indices.tolist()}")
         mapped = np.mod(indices, info.num_frames)
         wanted = sorted(set(mapped.tolist()))
         found, end = _decode_sorted(path, container, stream, info, wanted)
@@ -291,7 +307,8 @@ def decode_frames(path: str | os.PathLike, indices: Sequence[int]) -> np.ndarray
     if len(shapes) > 1:  # resolution change mid-stream: bring every frame to the first one's size
         h, w = found[int(mapped[0])].shape[:2]
         found = {k: _resize_np(v, h, w) for k, v in found.items()}
-    return np.stack([found[int(i)] for i in mapped])
+    out = np.stack([found[int(i)] for i in mapped])
+    return out.reshape(shape + out.shape[1:]), info
 
 
 def decode_all_frames(path: str | os.PathLike) -> np.ndarray:
