@@ -3,6 +3,13 @@
 Submodules (imported lazily, so ``import autox3d_tf.data`` does not load TensorFlow):
 
 - :mod:`~autox3d_tf.data.decode`: PyAV decoding (``probe_video``, ``decode_frames``, ``clip_indices``).
+- :mod:`~autox3d_tf.data.annotations`: Kinetics CSV, PySlowFast lists, SSv2 JSON; the class map.
+- :mod:`~autox3d_tf.data.sampling`: training and evaluation frame indices, evaluation crops.
+- :mod:`~autox3d_tf.data.augment`: per-clip scale jitter, crop, flip, normalisation (TensorFlow).
+- :mod:`~autox3d_tf.data.pipeline`: ``video_dataset``, ``video_eval_dataset``, ``tfrecord_dataset``...
+- :mod:`~autox3d_tf.data.evaluation`: ``evaluate_views``, ``aggregate_views`` (top-1 / top-5).
+- :mod:`~autox3d_tf.data.tfrecord`: ``convert_to_tfrecord`` (SequenceExample shards).
+- :mod:`~autox3d_tf.data.synthetic`: ``write_synthetic_dataset``, the built-in motion dataset.
 """
 
 from __future__ import annotations
@@ -18,6 +25,29 @@ _EXPORTS: dict[str, str] = {
     "resize_short_side": "decode",
     "center_crop": "decode",
     "load_clip": "decode",
+    "decode_frames_for": "decode",
+    "VideoRecord": "annotations",
+    "Annotations": "annotations",
+    "ClassMap": "annotations",
+    "MissingVideosError": "annotations",
+    "load_annotations": "annotations",
+    "check_videos_exist": "annotations",
+    "train_clip_indices": "sampling",
+    "eval_clip_indices": "sampling",
+    "uniform_clip_starts": "sampling",
+    "ClipSettings": "pipeline",
+    "DecodeErrorLog": "pipeline",
+    "clip_settings": "pipeline",
+    "video_dataset": "pipeline",
+    "video_eval_dataset": "pipeline",
+    "tfrecord_dataset": "pipeline",
+    "tfrecord_eval_dataset": "pipeline",
+    "parse_sequence_example": "pipeline",
+    "aggregate_views": "evaluation",
+    "evaluate_views": "evaluation",
+    "convert_to_tfrecord": "tfrecord",
+    "write_synthetic_dataset": "synthetic",
+    "render_clip": "synthetic",
 }
 
 __all__ = sorted(_EXPORTS)

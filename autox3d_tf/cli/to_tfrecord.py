@@ -1,0 +1,52 @@
+"""videos to sharded SequenceExample TFRecords
+
+    autox3d to-tfrecord train.csv out/train --shards 8 --short-side 256
+
+Decodes each video once, stores its frames as JPEG (optionally at a lower fps and short side), and
+writes shards in parallel. Rerun after a kill to resume: complete shards are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the command's arguments."""
+    parser.add_argument("annotations", help="Kinetics CSV, PySlowFast list or Something-Something v2 JSON")
+    parser.add_argument("out_prefix", help="output prefix: writes OUT_PREFIX-00000-of-0000N.tfrecord ...")
+    parser.add_argument("--shards", type=int, default=8, help="number of shards (default 8)")
+    parser.add_argument("--workers", type=int, default=None, help="parallel processes (default: CPU count)")
+    parser.add_argument("--fps", type=float, default=None, help="store at most this frame rate (default: source)")
+    parser.add_argument("--short-side", type=int, default=None, help="shrink frames to this short side")
+    parser.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
+    parser.add_argument("--video-root", default=None, help="folder of the videos (default: the annotation's)")
+    parser.add_argument("--split", default=None, help="Kinetics CSV: keep only this split")
+    parser.add_argument("--overwrite", action="store_true", help="rewrite complete shards instead of resuming")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs the conversion; returns 0, or 1 when annotated videos are missing."""
+    from autox3d_tf.data.annotations import MissingVideosError
+    from autox3d_tf.data.tfrecord import convert_to_tfrecord
+
+    try:
+        report = convert_to_tfrecord(
+            args.annotations, args.out_prefix, shards=args.shards, fps=args.fps, short_side=args.short_side,
+            quality=args.quality, workers=args.workers, overwrite=args.overwrite, progress=not args.quiet,
+            video_root=args.video_root, split=args.split)
+    except (MissingVideosError, FileNotFoundError, ValueError) as err:
+        print(f"autox3d to-tfrecord: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report.__dict__, indent=1))
+    else:
+        print(f"wrote {report.videos} videos into {report.written_shards} shards "
+              f"({report.skipped_shards} already complete) in {report.seconds:.1f} s: {args.out_prefix}-*")
+        for path, reason in report.errors:
+            print(f"  skipped: {reason}")
+    return 0

@@ -1,0 +1,264 @@
+"""Writing video datasets as sharded ``SequenceExample`` TFRecords (TF Model Garden's layout).
+
+Each video becomes one ``tf.train.SequenceExample``:
+
+- feature list ``image/encoded``: one JPEG per stored frame;
+- context ``clip/label/index`` (int64), ``clip/label/string``, ``clip/media_id`` (the video id),
+  ``image/frame_rate`` (stored fps), ``image/height``, ``image/width``.
+
+Shards are named ``{prefix}-{k:05d}-of-{n:05d}.tfrecord``; video ``i`` of the annotation file goes to
+shard ``i % n``. A shard is written to a temporary name and renamed when complete, so after a kill a
+rerun skips the complete shards and redoes only the others: no video is lost or duplicated. Shards
+are written in parallel processes; each video is decoded once, sequentially.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from autox3d_tf.data.annotations import Annotations, VideoRecord, check_videos_exist, load_annotations
+from autox3d_tf.data.decode import VideoDecodeError, _open, _info_from
+
+__all__ = [
+    "shard_paths",
+    "video_to_jpegs",
+    "make_sequence_example",
+    "write_shard",
+    "convert_to_tfrecord",
+    "ConversionReport",
+]
+
+
+def shard_paths(out_prefix: str | os.PathLike, shards: int) -> list[str]:
+    """The final file names of ``shards`` shards: ``{prefix}-00000-of-0000N.tfrecord``, ..."""
+    out_prefix = os.fspath(out_prefix)
+    return [f"{out_prefix}-{k:05d}-of-{shards:05d}.tfrecord" for k in range(shards)]
+
+
+def _target_size(h: int, w: int, short_side: int | None) -> tuple[int, int]:
+    if not short_side or min(h, w) <= short_side:
+        return h, w
+    f = short_side / min(h, w)
+    nh, nw = max(1, int(round(h * f))), max(1, int(round(w * f)))
+    return nh - nh % 2, nw - nw % 2
+
+
+def video_to_jpegs(
+    path: str, fps: float | None = None, short_side: int | None = None, quality: int = 90
+) -> tuple[list[bytes], float, int, int]:
+    """Decodes a whole video once and returns ``(jpegs, stored_fps, height, width)``.
+
+    ``fps`` lowers the frame rate (frames are dropped evenly; never raised); ``short_side`` shrinks
+    frames whose short side is larger. Raises :class:`VideoDecodeError` naming the file.
+    """
+    import av
+    import tensorflow as tf
+
+    container, stream = _open(path)
+    jpegs: list[bytes] = []
+    try:
+        info = _info_from(path, container, stream)
+        keep_fps = min(fps, info.fps) if fps else info.fps
+        step = 1.0 / keep_fps
+        next_t = 0.0
+        h = w = 0
+        tb = float(stream.time_base) if stream.time_base else None
+        start = stream.start_time or 0
+        n = -1
+        for frame in container.decode(stream):
+            n += 1
+            t = (frame.pts - start) * tb if (frame.pts is not None and tb) else n / info.fps
+            if t + 1e-6 < next_t:
+                continue
+            next_t += step
+            while next_t <= t:  # a gap in the source: don't emit bursts afterwards
+                next_t += step
+            h, w = _target_size(frame.height, frame.width, short_side)
+            rgb = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA") if (
+                (h, w) != (frame.height, frame.width)) else frame.to_ndarray(format="rgb24")
+            jpegs.append(tf.io.encode_jpeg(rgb, quality=quality).numpy())
+    except av.error.FFmpegError as err:
+        raise VideoDecodeError(path, f"truncated or corrupt video ({err})") from err
+    finally:
+        container.close()
+    if not jpegs:
+        raise VideoDecodeError(path, "no decodable frames")
+    declared = int(stream.frames or 0)
+    decoded = n + 1
+    if declared and declared - decoded > max(3, 0.05 * declared):
+        raise VideoDecodeError(path, f"truncated video: container declares {declared} frames, only {decoded} decodable")
+    return jpegs, keep_fps, h, w
+
+
+def make_sequence_example(
+    jpegs: Sequence[bytes], label: int, video_id: str, label_name: str = "", fps: float = 0.0,
+    height: int = 0, width: int = 0,
+) -> bytes:
+    """A serialised ``SequenceExample`` in TF Model Garden's video layout."""
+    import tensorflow as tf
+
+    def i64(v):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v)]))
+
+    def byt(v):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() if isinstance(v, str) else v]))
+
+    context = tf.train.Features(feature={
+        "clip/label/index": i64(label),
+        "clip/label/string": byt(label_name),
+        "clip/media_id": byt(video_id),
+        "image/frame_rate": tf.train.Feature(float_list=tf.train.FloatList(value=[float(fps)])),
+        "image/height": i64(height),
+        "image/width": i64(width),
+        "image/format": byt("JPEG"),
+    })
+    frames = tf.train.FeatureList(feature=[
+        tf.train.Feature(bytes_list=tf.train.BytesList(value=[j])) for j in jpegs])
+    ex = tf.train.SequenceExample(context=context,
+                                  feature_lists=tf.train.FeatureLists(feature_list={"image/encoded": frames}))
+    return ex.SerializeToString()
+
+
+def write_shard(
+    records: Sequence[VideoRecord], path: str, fps: float | None = None, short_side: int | None = None,
+    quality: int = 90, counter=None,
+) -> dict:
+    """Writes one shard atomically (temporary file, then rename). Bad videos are skipped and listed.
+
+    Returns ``{"path", "videos", "errors": [[path, reason], ...]}``.
+    """
+    import tensorflow as tf
+
+    tmp = f"{path}.tmp-{os.getpid()}"
+    errors: list[list[str]] = []
+    written = 0
+    with tf.io.TFRecordWriter(tmp) as writer:
+        for rec in records:
+            try:
+                jpegs, kept, h, w = video_to_jpegs(rec.path, fps, short_side, quality)
+                writer.write(make_sequence_example(jpegs, rec.label, rec.video_id, rec.label_name, kept, h, w))
+                written += 1
+            except VideoDecodeError as err:
+                errors.append([rec.path, str(err)])
+            if counter is not None:
+                with counter.get_lock():
+                    counter.value += 1
+    os.replace(tmp, path)
+    return {"path": path, "videos": written, "errors": errors}
+
+
+_COUNTER = None
+
+
+def _init_worker(counter) -> None:
+    global _COUNTER
+    _COUNTER = counter
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+
+def _shard_job(job: tuple) -> dict:
+    records, path, fps, short_side, quality = job
+    return write_shard(records, path, fps, short_side, quality, _COUNTER)
+
+
+@dataclass
+class ConversionReport:
+    """What :func:`convert_to_tfrecord` did."""
+
+    shards: list[str]
+    written_shards: int
+    skipped_shards: int
+    videos: int
+    errors: list[list[str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def convert_to_tfrecord(
+    annotations: str | os.PathLike | Annotations,
+    out_prefix: str | os.PathLike,
+    shards: int = 8,
+    fps: float | None = None,
+    short_side: int | None = None,
+    quality: int = 90,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    video_root: str | os.PathLike | None = None,
+    split: str | None = None,
+) -> ConversionReport:
+    """Converts annotated videos to ``shards`` SequenceExample TFRecord files ``{out_prefix}-*``.
+
+    Resumable: complete shards are kept (unless ``overwrite``), partial ones are redone. Also writes
+    ``{out_prefix}.classes.json`` (the class map) and ``{out_prefix}.manifest.json`` (shards, video
+    counts, bad videos). Missing files raise :class:`MissingVideosError` before any work; videos that
+    fail to decode are skipped and reported.
+    """
+    t0 = time.time()
+    ann = annotations if isinstance(annotations, Annotations) else load_annotations(
+        annotations, video_root=video_root, split=split)
+    if shards <= 0:
+        raise ValueError(f"shards must be positive, got {shards}")
+    check_videos_exist(ann.records)
+    out_prefix = os.fspath(out_prefix)
+    os.makedirs(os.path.dirname(os.path.abspath(out_prefix)), exist_ok=True)
+    paths = shard_paths(out_prefix, shards)
+    jobs, done = [], 0
+    for k, path in enumerate(paths):
+        folder = os.path.dirname(os.path.abspath(path))
+        base = os.path.basename(path)
+        for stale in os.listdir(folder):  # temporaries of a killed run
+            if stale.startswith(base + ".tmp"):
+                os.remove(os.path.join(folder, stale))
+        if os.path.exists(path) and not overwrite:
+            done += 1
+            continue
+        jobs.append((ann.records[k::shards], path, fps, short_side, quality))
+    if len(ann.classes):
+        ann.classes.save(f"{out_prefix}.classes.json")
+    total = sum(len(j[0]) for j in jobs)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
+    results: list[dict] = []
+    if progress and done:
+        print(f"[to-tfrecord] resuming: {done} of {shards} shards already complete", file=sys.stderr)
+    ctx = mp.get_context("spawn")
+    counter = ctx.Value("i", 0)
+    if jobs:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(counter,)) as pool:
+            pending = pool.imap_unordered(_shard_job, jobs)
+            while len(results) < len(jobs):
+                try:
+                    results.append(pending.next(timeout=0.5))
+                except mp.TimeoutError:
+                    pass
+                if progress:
+                    n, dt = counter.value, time.time() - t0
+                    bad = sum(len(r["errors"]) for r in results)
+                    print(f"\r[to-tfrecord] {n}/{total} videos, {len(results) + done}/{shards} shards, "
+                          f"{bad} bad, {n / max(dt, 1e-9):.1f} videos/s", end="", file=sys.stderr, flush=True)
+        if progress:
+            print(file=sys.stderr)
+    errors = [e for r in results for e in r["errors"]]
+    manifest_path = f"{out_prefix}.manifest.json"
+    manifest = {"shards": {}, "errors": []}
+    if os.path.exists(manifest_path) and not overwrite:
+        with open(manifest_path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    for r in results:
+        manifest["shards"][os.path.basename(r["path"])] = {"videos": r["videos"], "errors": r["errors"]}
+    manifest.update({"fps": fps, "short_side": short_side, "quality": quality, "num_shards": shards,
+                     "classes": ann.classes.names})
+    manifest["errors"] = [e for s in manifest["shards"].values() for e in s["errors"]]
+    with open(manifest_path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1)
+    os.replace(manifest_path + ".tmp", manifest_path)
+    return ConversionReport(shards=paths, written_shards=len(results), skipped_shards=done,
+                            videos=sum(r["videos"] for r in results), errors=errors, seconds=time.time() - t0)
