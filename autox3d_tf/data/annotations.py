@@ -150,6 +150,7 @@ def _index_files(root: str) -> dict[str, str]:
 
 def _kinetics(path: str, root: str, split: str | None) -> tuple[list[dict], list[str]]:
     rows: list[dict] = []
+    all_names: list[str] = []
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         required = {"youtube_id", "time_start", "time_end"}
@@ -157,6 +158,7 @@ def _kinetics(path: str, root: str, split: str | None) -> tuple[list[dict], list
             raise ValueError(f"{path}: Kinetics CSV needs columns label,youtube_id,time_start,time_end,split;"
                              f" found {reader.fieldnames}")
         for row in reader:
+            all_names.append((row.get("label") or "").strip())
             if split is not None and row.get("split", split) != split:
                 continue
             rows.append(row)
@@ -172,7 +174,7 @@ def _kinetics(path: str, root: str, split: str | None) -> tuple[list[dict], list
             file = files.get(long) or files.get(yid) or os.path.join(root, long + ".mp4")
         items.append({"path": file, "name": row.get("label", "").strip(), "video_id": yid,
                       "start": start, "end": end})
-    return items, []
+    return items, [n for n in all_names if n]
 
 
 def _slowfast(path: str, root: str) -> tuple[list[dict], list[str]]:
@@ -244,8 +246,9 @@ def load_annotations(
         raise FileNotFoundError(f"annotation file not found: {path}")
     root = os.fspath(video_root) if video_root is not None else os.path.dirname(os.path.abspath(path))
     fmt = detect_format(path) if format == "auto" else format
+    all_names: list[str] = []
     if fmt == "kinetics":
-        items, _ = _kinetics(path, root, split)
+        items, all_names = _kinetics(path, root, split)
     elif fmt == "slowfast":
         items, _ = _slowfast(path, root)
     elif fmt == "ssv2":
@@ -267,7 +270,7 @@ def load_annotations(
         top = max((it["label"] for it in items), default=-1)
         cmap = ClassMap([str(i) for i in range(top + 1)])
     else:
-        cmap = ClassMap.from_names(it["name"] for it in items if it.get("name"))
+        cmap = ClassMap.from_names(all_names or [it["name"] for it in items if it.get("name")])
         if save_class_map and len(cmap):
             cmap.save(map_path)
 

@@ -69,7 +69,9 @@ def crop_and_resize_clip(frames: tf.Tensor, box: tf.Tensor, size: int) -> tf.Ten
     x1 = (boxes[:, 1] + half[1] * (boxes[:, 3] - boxes[:, 1]) * (shape[1] / size) - half[1]) * scale[1]
     y2 = (boxes[:, 2] - half[0] * (boxes[:, 2] - boxes[:, 0]) * (shape[0] / size) - half[0]) * scale[0]
     x2 = (boxes[:, 3] - half[1] * (boxes[:, 3] - boxes[:, 1]) * (shape[1] / size) - half[1]) * scale[1]
-    boxes = tf.stack([y1, x1, y2, x2], axis=1)
+    # Upscaling puts the outermost samples up to half a pixel outside the frame: clamp the box (a
+    # sub-pixel stretch) instead of letting crop_and_resize extrapolate zeros.
+    boxes = tf.clip_by_value(tf.stack([y1, x1, y2, x2], axis=1), 0.0, 1.0)
     return tf.image.crop_and_resize(frames, boxes, tf.range(t), [size, size], method="bilinear")
 
 
