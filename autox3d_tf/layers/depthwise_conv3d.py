@@ -56,6 +56,22 @@ def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def _depthwise_conv2d(x, kernel, strides: tuple[int, int], padding: str | list):
+    """Depthwise 2D convolution; ``padding`` may be explicit pairs on the TensorFlow backend."""
+    if isinstance(padding, str):
+        return ops.depthwise_conv(x, kernel, strides=strides, padding=padding)
+    import tensorflow as tf
+
+    return tf.nn.depthwise_conv2d(x, kernel, (1, *strides, 1), padding)
+
+
+def _add_n(terms: list) -> "keras.KerasTensor":
+    out = terms[0]
+    for term in terms[1:]:
+        out = out + term
+    return out
+
+
 def _out_len(size: int | None, kernel: int, stride: int, pads: tuple[int, int]) -> int | None:
     if size is None:
         return None
@@ -144,34 +160,45 @@ class DepthwiseConv3D(keras.layers.Layer):
         (pt0, pt1), (ph0, ph1), (pw0, pw1) = self._pads(inputs.shape)
         channels = inputs.shape[-1]
 
-        # Spatial padding: let the 2D op pad when that matches TF 'same' at stride 1.
+        # Spatial padding: TF 'same' at stride 1 and explicit pads on TensorFlow are done by the
+        # 2D op itself; only other backends pad the tensor (a copy).
         spatial_same = sh == sw == 1 and (ph0, ph1) == _same_pads(1, kh, 1) and (pw0, pw1) == _same_pads(1, kw, 1)
+        native_pads = not spatial_same and keras.backend.backend() == "tensorflow"
+        if spatial_same or native_pads:
+            conv_padding = "same" if spatial_same else [[0, 0], [ph0, ph1], [pw0, pw1], [0, 0]]
+            hp = wp = (0, 0)
+        else:
+            conv_padding = "valid"
+            hp, wp = (ph0, ph1), (pw0, pw1)
         x = inputs
-        pad_spatial = not spatial_same and (ph0 or ph1 or pw0 or pw1)
-        if pt0 or pt1 or pad_spatial:
-            hp = (0, 0) if spatial_same else (ph0, ph1)
-            wp = (0, 0) if spatial_same else (pw0, pw1)
+        if pt0 or pt1 or any(hp) or any(wp):
             x = ops.pad(x, [[0, 0], [pt0, pt1], list(hp), list(wp), [0, 0]])
 
         shape = ops.shape(x)
         batch, frames, height, width = shape[0], shape[1], shape[2], shape[3]
         out_frames = (frames - kt) // st + 1
-        conv_padding = "same" if spatial_same else "valid"
-        pointwise_in_space = kh == kw == 1 and sh == sw == 1
+        spatial_identity = kh == kw == 1 and sh == sw == 1
 
-        out = None
+        # Frames of all clips in one axis: (batch * frames, H, W, C). A temporal tap is then a
+        # contiguous slice of that axis, which TensorFlow takes without copying.
+        flat = ops.reshape(x, (-1, height, width, channels))
+        span = batch * frames - (kt - 1)
+        terms = []
         for i in range(kt):
-            tap = x[:, i : i + (out_frames - 1) * st + 1 : st] if (kt > 1 or st > 1) else x
-            if pointwise_in_space:
-                term = tap * self.kernel[i, 0, 0, :, 0]
+            tap = flat[i : i + span] if kt > 1 else flat
+            if spatial_identity:
+                terms.append(tap * self.kernel[i, 0, 0, :, 0])
             else:
-                flat = ops.reshape(tap, (-1, height, width, channels))
-                term = ops.depthwise_conv(flat, self.kernel[i], strides=(sh, sw), padding=conv_padding)
-            out = term if out is None else out + term
+                terms.append(_depthwise_conv2d(tap, self.kernel[i], (sh, sw), conv_padding))
+        out = _add_n(terms)
 
-        if not pointwise_in_space:
-            out_shape = ops.shape(out)
-            out = ops.reshape(out, (batch, out_frames, out_shape[1], out_shape[2], channels))
+        if kt > 1 or st > 1:
+            # Row b * frames + t * st of the sum is output frame t of clip b; the rows in between
+            # straddle two clips and are dropped.
+            rows = ops.arange(batch)[:, None] * frames + ops.arange(out_frames)[None, :] * st
+            out = ops.take(out, ops.reshape(rows, (-1,)), axis=0)
+        out_shape = ops.shape(out)
+        out = ops.reshape(out, (batch, out_frames, out_shape[1], out_shape[2], channels))
         if self.use_bias:
             out = out + self.bias
         return out

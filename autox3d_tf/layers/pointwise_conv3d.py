@@ -65,9 +65,18 @@ class PointwiseConv3D(keras.layers.Layer):
     def call(self, inputs):
         st, sh, sw = self.strides
         x = inputs
-        if (st, sh, sw) != (1, 1, 1):
-            x = x[:, ::st, ::sh, ::sw, :]
-        x = ops.matmul(x, self.kernel)
+        if st > 1:
+            x = x[:, ::st]
+        if (sh, sw) != (1, 1):
+            # A strided 1x1 Conv2D on the frames reads the subsampled pixels in place.
+            shape = ops.shape(x)
+            flat = ops.reshape(x, (-1, shape[2], shape[3], shape[4]))
+            kernel = ops.reshape(self.kernel, (1, 1, *self.kernel.shape))
+            y = ops.conv(flat, kernel, strides=(sh, sw), padding="valid")
+            y_shape = ops.shape(y)
+            x = ops.reshape(y, (shape[0], shape[1], y_shape[1], y_shape[2], self.filters))
+        else:
+            x = ops.matmul(x, self.kernel)
         if self.use_bias:
             x = x + self.bias
         return x
