@@ -30,7 +30,8 @@ __all__ = [
 def _seed(seed: tf.Tensor, salt: int) -> tf.Tensor:
     """A stateless seed ``[2]`` derived from a clip seed (scalar or ``[2]``) and a salt."""
     seed = tf.cast(tf.reshape(seed, [-1]), tf.int64)
-    return tf.stack([seed[0], seed[-1] * 7919 + salt])
+    pair = tf.stack([seed[0], seed[-1] if seed.shape[0] != 1 else tf.constant(0x5EED, tf.int64)])
+    return tf.random.experimental.stateless_fold_in(pair, salt, alg="philox")
 
 
 def train_crop_box(

@@ -419,7 +419,7 @@ def tfrecord_dataset(
         ex = parse_sequence_example(serialized)
         n = tf.shape(ex["jpegs"])[0]
         delta = tf.maximum(n - clip_span(T, cfg.rate), 0)
-        u = tf.random.stateless_uniform([], tf.stack([clip_seed, tf.constant(17, tf.int64)]), maxval=2**30, dtype=tf.int64)
+        u = tf.random.stateless_uniform([], augment._seed(clip_seed, 4), maxval=2**30, dtype=tf.int64)
         start = u % tf.cast(delta + 1, tf.int64)
         idx = (start + tf.range(T, dtype=tf.int64) * cfg.rate) % tf.cast(tf.maximum(n, 1), tf.int64)
         frames_ = _decode_jpegs(tf.gather(ex["jpegs"], idx))
