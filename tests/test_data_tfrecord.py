@@ -1,0 +1,114 @@
+"""to-tfrecord: SequenceExample layout, resumable shards, and the TFRecord pipelines."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from autox3d_tf.cli.main import main
+from autox3d_tf.data.pipeline import parse_sequence_example, tfrecord_dataset, tfrecord_eval_dataset
+from autox3d_tf.data.tfrecord import convert_to_tfrecord, shard_paths
+
+VIDEOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "videos"
+pytestmark = pytest.mark.skipif(not VIDEOS.is_dir(), reason=f"real clips not found at {VIDEOS.resolve()}")
+
+
+def kinetics_csv(tmp_path, extra_bad=False):
+    """A Kinetics CSV over three real clips (ids are the file names), plus a broken one if asked."""
+    rows = [("deadlifting", "video2"), ("high jump", "video1"), ("arm wrestling", "demo")]
+    lines = ["label,youtube_id,time_start,time_end,split"] + [f"{l},{v},0,10,train" for l, v in rows]
+    root = tmp_path / "videos"
+    root.mkdir()
+    for _, v in rows:
+        os.symlink(VIDEOS / f"{v}.mp4", root / f"{v}.mp4")
+    if extra_bad:
+        (root / "broken.mp4").write_text("not a video")
+        lines.append("high jump,broken,0,10,train")
+    path = tmp_path / "train.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path, root
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tfr")
+    csv_path, root = kinetics_csv(tmp, extra_bad=True)
+    prefix = tmp / "out" / "train"
+    report = convert_to_tfrecord(csv_path, prefix, shards=2, fps=10, short_side=96, workers=1,
+                                 progress=False, video_root=root)
+    return tmp, csv_path, root, prefix, report
+
+
+def test_conversion_writes_model_garden_layout(converted):
+    tmp, _, _, prefix, report = converted
+    assert report.written_shards == 2 and report.videos == 3
+    assert len(report.errors) == 1 and "broken.mp4" in report.errors[0][0]
+    examples = []
+    for path in shard_paths(prefix, 2):
+        for raw in tf.data.TFRecordDataset(path):
+            ex = tf.train.SequenceExample.FromString(raw.numpy())
+            examples.append(ex)
+            parsed = parse_sequence_example(raw)
+            assert parsed["jpegs"].shape[0] == len(ex.feature_lists.feature_list["image/encoded"].feature)
+    ids = sorted(e.context.feature["clip/media_id"].bytes_list.value[0].decode() for e in examples)
+    assert ids == ["demo", "video1", "video2"]
+    by_id = {e.context.feature["clip/media_id"].bytes_list.value[0].decode(): e for e in examples}
+    ex = by_id["video2"]  # 360 frames at 30 fps, portrait 144x256
+    assert ex.context.feature["clip/label/index"].int64_list.value[0] == 1  # sorted: arm wrestling, deadlifting, ...
+    frames = ex.feature_lists.feature_list["image/encoded"].feature
+    assert len(frames) == pytest.approx(120, abs=1)  # 12 s at 10 fps
+    img = tf.io.decode_jpeg(frames[0].bytes_list.value[0]).numpy()
+    assert img.shape == (170, 96, 3)  # short side 96, aspect kept (rounded to even)
+    assert ex.context.feature["image/frame_rate"].float_list.value[0] == 10
+    assert os.path.exists(f"{prefix}.classes.json") and os.path.exists(f"{prefix}.manifest.json")
+
+
+def test_resume_redoes_only_incomplete_shards(converted):
+    tmp, csv_path, root, prefix, _ = converted
+    paths = shard_paths(prefix, 2)
+    before = [os.stat(p).st_mtime_ns for p in paths]
+    os.remove(paths[1])  # as if killed while writing shard 1 ...
+    Path(paths[1] + ".tmp-999").write_bytes(b"partial")  # ... leaving a temporary behind
+    report = convert_to_tfrecord(csv_path, prefix, shards=2, fps=10, short_side=96, workers=1,
+                                 progress=False, video_root=root)
+    assert report.skipped_shards == 1 and report.written_shards == 1
+    assert os.stat(paths[0]).st_mtime_ns == before[0]  # the complete shard was kept
+    assert not os.path.exists(paths[1] + ".tmp-999")
+    ids = [parse_sequence_example(r)["video_id"].numpy() for r in tf.data.TFRecordDataset(paths)]
+    assert sorted(ids) == [b"demo", b"video1", b"video2"]  # nothing lost, nothing duplicated
+
+
+def test_tfrecord_training_and_eval_datasets(converted):
+    _, _, _, prefix, _ = converted
+    kw = dict(frames=4, rate=3, crop=64)
+    ds = tfrecord_dataset(str(prefix), "X3D_XS", batch_size=3, seed=1, **kw)
+    (x, y), = list(ds)
+    assert x.shape == (3, 4, 64, 64, 3) and x.dtype == tf.float32
+    assert sorted(y.numpy().tolist()) == [0, 1, 2]
+    (x2, _), = list(tfrecord_dataset(str(prefix), "X3D_XS", batch_size=3, seed=1, **kw))
+    np.testing.assert_array_equal(x.numpy(), x2.numpy())
+    views = list(tfrecord_eval_dataset(str(prefix), "X3D_XS", num_clips=2, num_crops=3, batch_size=6,
+                                       frames=4, rate=3, crop=64))
+    assert len(views) == 3
+    for clips, labels, vids in views:
+        assert clips.shape == (6, 4, 64, 64, 3) and len(set(vids.numpy().tolist())) == 1
+
+
+def test_cli_to_tfrecord(tmp_path, capsys):
+    csv_path, root = kinetics_csv(tmp_path)
+    prefix = tmp_path / "cli" / "k"
+    rc = main(["to-tfrecord", str(csv_path), str(prefix), "--shards", "1", "--workers", "1", "--fps", "5",
+               "--short-side", "64", "--video-root", str(root)])
+    assert rc == 0
+    out = capsys.readouterr()
+    assert "wrote 3 videos into 1 shards" in out.out
+    assert "[to-tfrecord] 3/3 videos" in out.err  # the progress line
+    assert os.path.exists(shard_paths(prefix, 1)[0])
+    missing = tmp_path / "missing.csv"
+    missing.write_text("label,youtube_id,time_start,time_end,split\ndeadlifting,nothere,0,10,train\n")
+    assert main(["to-tfrecord", str(missing), str(prefix), "--video-root", str(root)]) == 1
+    assert "1 of 1 annotated videos are missing" in capsys.readouterr().err
