@@ -290,9 +290,12 @@ def convert_state_dict(
     Raises:
         WeightsMismatchError: missing, unexpected or mis-shaped tensors, or unmappable layers.
     """
-    layout = layout or detect_layout(state_dict)
-    if layout not in LAYOUTS:
+    detected = detect_layout(state_dict)
+    if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"`layout` must be one of {LAYOUTS} or None, got {layout!r}.")
+    if layout is not None and layout != detected:
+        raise CheckpointError(f"The checkpoint's keys are in the {detected} layout, not {layout}.")
+    layout = detected
     layers = {layer.name: layer for layer in model.layers if layer.weights}
     num_stages = _num_stages(layers)
 
@@ -474,7 +477,10 @@ def convert_checkpoint(
     if not dst.endswith(".weights.h5"):
         raise ValueError(f"The output file name must end in '.weights.h5' (Keras weights format), got {dst!r}.")
     state_dict = _as_state_dict(src)
-    layout = layout or detect_layout(state_dict)
+    detected = detect_layout(state_dict)
+    if layout is not None and layout != detected:
+        raise CheckpointError(f"{os.fspath(src)}: the checkpoint's keys are in the {detected} layout, not {layout}.")
+    layout = detected
     classes = checkpoint_num_classes(state_dict, layout)
     if classes is None:
         raise WeightsMismatchError(
