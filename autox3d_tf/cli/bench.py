@@ -1,0 +1,83 @@
+"""latency / throughput on this machine, optionally against pytorchvideo.
+
+    autox3d bench X3D_S
+    autox3d bench X3D_M --batch 1 8 --threads 2 --runs 10 --compare pytorchvideo --json
+
+Latency is the median over --runs calls of the compiled graph (tf.function, training=False)
+after --warmup calls; throughput is batch / latency. With --compare pytorchvideo, the
+reference X3D runs on the same values (transposed to channels first) with the same number of
+threads, and the table adds its latency and the ratio ours / reference (below 1: ours faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from autox3d_tf.bench import REFERENCE_NAME, default_threads
+
+    parser.add_argument("model", help="model name, e.g. X3D_S")
+    parser.add_argument("--batch", nargs="+", type=int, default=[1, 8], metavar="B", help="batch sizes (default 1 8)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        help="CPU threads for TensorFlow (intra- and inter-op) and torch (default: cores available, %(default)s)",
+    )
+    parser.add_argument("--runs", type=int, default=10, help="timed calls per configuration (default 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
+    parser.add_argument(
+        "--input-shape",
+        nargs=3,
+        type=int,
+        metavar=("FRAMES", "HEIGHT", "WIDTH"),
+        help="clip shape (default: the model's train clip)",
+    )
+    parser.add_argument("--compare", choices=(REFERENCE_NAME,), help="also time the reference implementation")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+
+
+def _error(message: str) -> int:
+    print(f"autox3d bench: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    from autox3d_tf import bench
+
+    if any(b < 1 for b in args.batch) or args.threads < 1 or args.runs < 1 or args.warmup < 0:
+        return _error("--batch and --threads must be >= 1, --runs >= 1 and --warmup >= 0.")
+    try:
+        from autox3d_tf.zoo import get_config
+
+        name = get_config(args.model).name
+        if args.compare:
+            bench.check_reference_available(name)
+        # Threads before TensorFlow initialises (bench.benchmark would be too late for nothing).
+        bench.configure_threads(args.threads)
+        results = bench.benchmark(
+            name,
+            batches=args.batch,
+            threads=args.threads,
+            runs=args.runs,
+            warmup=args.warmup,
+            compare=bool(args.compare),
+            input_shape=args.input_shape,
+            log=None if args.json else (lambda msg: print(f"  timing {msg} ...", file=sys.stderr, flush=True)),
+        )
+    except (ValueError, bench.ReferenceUnavailableError, RuntimeError) as err:
+        return _error(str(err))
+
+    if args.json:
+        print(json.dumps({"results": [r.to_dict() for r in results]}, indent=2))
+        return 0
+    first = results[0]
+    shape = "x".join(str(d) for d in first.input_shape)
+    print(
+        f"{name}: input {shape}, {args.threads} threads, median of {args.runs} runs after {args.warmup} warm-up"
+    )
+    print(bench.format_table(results, markdown=False))
+    return 0
