@@ -207,15 +207,20 @@ def test_cli_convert(xs_reference, tmp_path):
     assert "Folded PySlowFast's shortcut BatchNorm" in out.stderr
     assert dst.exists()
 
-    out = _cli("convert", str(xs_reference["ptv"]), str(tmp_path / "j.weights.h5"), "--model", "X3D_XS", "--json")
-    assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.loads(out.stdout)
-    assert summary["layout"] == "pytorchvideo" and summary["classes"] == 400
+
+
+def test_cli_convert_json_and_errors(xs_reference, tmp_path, capsys):
+    from autox3d_tf.cli.main import main
+
+    assert main(["convert", str(xs_reference["ptv"]), str(tmp_path / "j.weights.h5"), "--model", "X3D_XS", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["layout"] == "pytorchvideo" and summary["classes"] == 400 and summary["folded"] == []
 
     bad = tmp_path / "bad.weights.h5"
-    out = _cli("convert", str(xs_reference["ptv"]), str(bad), "--model", "X3D_M")
-    assert out.returncode == 1 and "Missing" in out.stderr and not bad.exists()
-    out = _cli("convert", str(xs_reference["ptv"]), str(bad), "--model", "X3D_XS", "--layout", "pyslowfast")
-    assert out.returncode == 1 and "pytorchvideo layout, not pyslowfast" in out.stderr and not bad.exists()
-    out = _cli("convert", str(tmp_path / "nope.pyth"), str(bad), "--model", "X3D_XS")
-    assert out.returncode == 1 and "no such file" in out.stderr
+    assert main(["convert", str(xs_reference["ptv"]), str(bad), "--model", "X3D_L"]) == 1
+    err = capsys.readouterr().err
+    assert "Missing (" in err and "blocks.1.res_blocks.3." in err and not bad.exists()
+    assert main(["convert", str(xs_reference["ptv"]), str(bad), "--model", "X3D_XS", "--layout", "pyslowfast"]) == 1
+    assert "pytorchvideo layout, not pyslowfast" in capsys.readouterr().err and not bad.exists()
+    assert main(["convert", str(tmp_path / "nope.pyth"), str(bad), "--model", "X3D_XS"]) == 1
+    assert "no such file" in capsys.readouterr().err
