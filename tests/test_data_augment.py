@@ -72,11 +72,15 @@ def test_flip_and_scale_vary_with_seed_and_repeat_under_it():
     assert all(o[0, 0, 0, 1] < o[0, 0, -1, 1] for o in no_flip)
 
 
-def test_full_box_crop_and_resize_is_a_plain_resize():
+def test_full_window_is_a_plain_resize_and_window_tracks_scale():
     frames = tf.random.uniform([2, 40, 60, 3], 0, 255, seed=1)
-    out = augment.crop_and_resize_clip(frames, tf.constant([0.0, 0.0, 1.0, 1.0]), 30)
-    ref = tf.image.resize(frames, [30, 30], method="bilinear", antialias=False)
-    np.testing.assert_allclose(out.numpy(), ref.numpy(), atol=1e-2)
+    out = augment.crop_resize_window(frames, tf.constant([0, 0, 40, 60]), 30)
+    ref = tf.image.resize(frames, [30, 30], method="bilinear", antialias=True)
+    np.testing.assert_allclose(out.numpy(), ref.numpy(), atol=1e-3)
+    # short side 256 scaled to [256, 320] then cropped to 224: the source window is 224 / factor
+    sizes = {int(augment.train_crop_window(256, 340, (256, 320), 224, tf.constant(s, tf.int64))[2])
+             for s in range(30)}
+    assert min(sizes) >= round(224 * 256 / 320) and max(sizes) <= 224 and len(sizes) > 5
 
 
 def test_normalize():

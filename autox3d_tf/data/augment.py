@@ -6,7 +6,8 @@ and a pipeline is deterministic under a seed.
 
 Training: short-side scale jitter to ``s ~ U[scale_min, scale_max]``, a random ``crop`` x ``crop``
 window of the scaled frames, an optional horizontal flip, then normalisation. Scale-then-crop is done
-as one ``crop_and_resize`` of the matching window of the source frames (same result, much less work).
+as one resize of the matching window of the source frames (the same picture to within a pixel of
+rounding, at a fraction of the work).
 Evaluation: resize the short side to ``crop`` and take 1 or 3 crops along the long side.
 """
 
@@ -17,8 +18,10 @@ from typing import Sequence
 import tensorflow as tf
 
 __all__ = [
-    "train_crop_box",
-    "crop_and_resize_clip",
+    "train_crop_window",
+    "crop_resize_window",
+    "resize_patch",
+    "finish_train_clip",
     "random_flip_clip",
     "normalize_clip",
     "train_augment",
@@ -34,46 +37,47 @@ def _seed(seed: tf.Tensor, salt: int) -> tf.Tensor:
     return tf.random.experimental.stateless_fold_in(pair, salt, alg="philox")
 
 
-def train_crop_box(
+def train_crop_window(
     height: tf.Tensor,
     width: tf.Tensor,
     scale_range: tuple[int, int],
     crop: int,
     seed: tf.Tensor,
 ) -> tf.Tensor:
-    """Normalised box ``[y1, x1, y2, x2]`` in the source frame of a random ``crop`` window after a
-    random short-side scale in ``scale_range``."""
+    """Integer window ``[top, left, h, w]`` in the source frame that, resized to ``crop`` x ``crop``,
+    is a random ``crop`` window of the frame scaled to a random short side in ``scale_range``."""
     h = tf.cast(height, tf.float32)
     w = tf.cast(width, tf.float32)
     lo, hi = int(scale_range[0]), int(scale_range[1])
     scale = tf.random.stateless_uniform([], _seed(seed, 1), minval=lo, maxval=hi + 1, dtype=tf.int32)
     scale = tf.maximum(tf.cast(scale, tf.float32), float(crop))
     factor = scale / tf.minimum(h, w)
-    sh, sw = h * factor, w * factor
+    win = tf.cast(tf.round(crop / factor), tf.int32)
+    win_h = tf.clip_by_value(win, 1, tf.cast(height, tf.int32))
+    win_w = tf.clip_by_value(win, 1, tf.cast(width, tf.int32))
     u = tf.random.stateless_uniform([2], _seed(seed, 2))
-    top = tf.floor(u[0] * (tf.floor(sh) - crop + 1.0))
-    left = tf.floor(u[1] * (tf.floor(sw) - crop + 1.0))
-    return tf.stack([top / sh, left / sw, (top + crop) / sh, (left + crop) / sw])
+    top = tf.cast(tf.floor(u[0] * tf.cast(tf.cast(height, tf.int32) - win_h + 1, tf.float32)), tf.int32)
+    left = tf.cast(tf.floor(u[1] * tf.cast(tf.cast(width, tf.int32) - win_w + 1, tf.float32)), tf.int32)
+    return tf.stack([top, left, win_h, win_w])
 
 
-def crop_and_resize_clip(frames: tf.Tensor, box: tf.Tensor, size: int) -> tf.Tensor:
-    """The same normalised ``box`` of every frame ``[T, H, W, C]``, resized to ``size`` x ``size``
-    (bilinear), as float32 in the input's value range."""
-    t = tf.shape(frames)[0]
-    boxes = tf.tile(tf.reshape(tf.cast(box, tf.float32), [1, 4]), [t, 1])
-    # crop_and_resize samples at y * (H - 1); shift the box by half a pixel so a full box is the
-    # usual pixel-centre resize.
-    shape = tf.cast(tf.shape(frames)[1:3], tf.float32)
-    half = 0.5 / shape
-    scale = shape / tf.maximum(shape - 1.0, 1.0)
-    y1 = (boxes[:, 0] + half[0] * (boxes[:, 2] - boxes[:, 0]) * (shape[0] / size) - half[0]) * scale[0]
-    x1 = (boxes[:, 1] + half[1] * (boxes[:, 3] - boxes[:, 1]) * (shape[1] / size) - half[1]) * scale[1]
-    y2 = (boxes[:, 2] - half[0] * (boxes[:, 2] - boxes[:, 0]) * (shape[0] / size) - half[0]) * scale[0]
-    x2 = (boxes[:, 3] - half[1] * (boxes[:, 3] - boxes[:, 1]) * (shape[1] / size) - half[1]) * scale[1]
-    # Upscaling puts the outermost samples up to half a pixel outside the frame: clamp the box (a
-    # sub-pixel stretch) instead of letting crop_and_resize extrapolate zeros.
-    boxes = tf.clip_by_value(tf.stack([y1, x1, y2, x2], axis=1), 0.0, 1.0)
-    return tf.image.crop_and_resize(frames, boxes, tf.range(t), [size, size], method="bilinear")
+def crop_resize_window(frames: tf.Tensor, window: tf.Tensor, size: int) -> tf.Tensor:
+    """The integer ``window`` ``[top, left, h, w]`` of every frame ``[T, H, W, C]`` resized to
+    ``size`` x ``size`` (bilinear; antialiased when shrinking), float32 in the input's value range."""
+    patch = frames[:, window[0] : window[0] + window[2], window[1] : window[1] + window[3], :]
+    return resize_patch(patch, size)
+
+
+def resize_patch(patch: tf.Tensor, size: int) -> tf.Tensor:
+    """Resizes already cropped frames ``[T, h, w, C]`` (any numeric dtype) to ``size`` x ``size``
+    float32 (bilinear; antialiased when shrinking)."""
+    shape = tf.shape(patch)
+    shrink = tf.maximum(shape[1], shape[2]) > size
+    return tf.cond(
+        shrink,
+        lambda: tf.image.resize(tf.cast(patch, tf.float32), [size, size], method="bilinear", antialias=True),
+        lambda: tf.image.resize(patch, [size, size], method="bilinear"),  # uint8 in, float32 out
+    )
 
 
 def random_flip_clip(clip: tf.Tensor, seed: tf.Tensor, probability: float = 0.5) -> tf.Tensor:
@@ -84,9 +88,9 @@ def random_flip_clip(clip: tf.Tensor, seed: tf.Tensor, probability: float = 0.5)
 
 def normalize_clip(clip: tf.Tensor, mean: Sequence[float], std: Sequence[float]) -> tf.Tensor:
     """``(clip / 255 - mean) / std`` per channel, float32 (``clip`` in [0, 255])."""
-    mean = tf.constant(mean, tf.float32)
-    std = tf.constant(std, tf.float32)
-    return (tf.cast(clip, tf.float32) / 255.0 - mean) / std
+    scale = tf.constant([1.0 / (255.0 * s) for s in std], tf.float32)
+    offset = tf.constant([-m / s for m, s in zip(mean, std)], tf.float32)
+    return tf.cast(clip, tf.float32) * scale + offset
 
 
 def train_augment(
@@ -100,12 +104,27 @@ def train_augment(
 ) -> tf.Tensor:
     """uint8 frames ``[T, H, W, 3]`` -> augmented, normalised float32 ``[T, crop, crop, 3]``."""
     shape = tf.shape(frames)
-    box = train_crop_box(shape[1], shape[2], scale_range, crop, seed)
-    clip = crop_and_resize_clip(frames, box, crop)
+    window = train_crop_window(shape[1], shape[2], scale_range, crop, seed)
+    patch = frames[:, window[0] : window[0] + window[2], window[1] : window[1] + window[3], :]
+    return finish_train_clip(patch, seed, crop, flip, mean, std)
+
+
+def finish_train_clip(
+    patch: tf.Tensor,
+    seed: tf.Tensor,
+    crop: int,
+    flip: bool = True,
+    mean: Sequence[float] = (0.45, 0.45, 0.45),
+    std: Sequence[float] = (0.225, 0.225, 0.225),
+) -> tf.Tensor:
+    """The rest of :func:`train_augment` once the clip's window is cut out (``patch [T, h, w, 3]``):
+    resize to ``crop``, flip (one coin per clip), normalise. Lets a JPEG pipeline decode only the
+    window (``tf.image.decode_and_crop_jpeg``)."""
+    clip = resize_patch(patch, crop)
     if flip:
         clip = random_flip_clip(clip, seed)
     clip = normalize_clip(clip, mean, std)
-    return tf.ensure_shape(clip, [frames.shape[0], crop, crop, 3])
+    return tf.ensure_shape(clip, [patch.shape[0], crop, crop, 3])
 
 
 def resize_short_side_tf(frames: tf.Tensor, size: int) -> tf.Tensor:

@@ -422,8 +422,13 @@ def tfrecord_dataset(
         u = tf.random.stateless_uniform([], augment._seed(clip_seed, 4), maxval=2**30, dtype=tf.int64)
         start = u % tf.cast(delta + 1, tf.int64)
         idx = (start + tf.range(T, dtype=tf.int64) * cfg.rate) % tf.cast(tf.maximum(n, 1), tf.int64)
-        frames_ = _decode_jpegs(tf.gather(ex["jpegs"], idx))
-        clip = augment.train_augment(frames_, clip_seed, cfg.train_crop, cfg.scale_range, flip, cfg.mean, cfg.std)
+        jpegs = tf.gather(ex["jpegs"], idx)
+        shape = tf.io.extract_jpeg_shape(jpegs[0])
+        window = augment.train_crop_window(shape[0], shape[1], cfg.scale_range, cfg.train_crop, clip_seed)
+        patch = tf.map_fn(
+            lambda s: tf.io.decode_and_crop_jpeg(s, window, channels=3, dct_method="INTEGER_FAST"), jpegs,
+            fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8), parallel_iterations=16)
+        clip = augment.finish_train_clip(patch, clip_seed, cfg.train_crop, flip, cfg.mean, cfg.std)
         return clip, ex["label"]
 
     ds = _records(files, shuffle, seed, deterministic)
