@@ -279,7 +279,10 @@ def fetch_checkpoint(entry: WeightsEntry) -> pathlib.Path:
     _remove(tmp)
     try:
         try:
-            keras.utils.get_file(fname=tmp, origin=url)
+            # Downloads to the temporary name (Keras may fall back to another writable folder).
+            tmp = keras.utils.get_file(
+                fname=os.path.basename(tmp), origin=url, cache_dir=str(folder.parent), cache_subdir=folder.name
+            )
         except Exception as err:
             raise RuntimeError(
                 f"Could not download the {entry.model} {entry.dataset} checkpoint from {url} ({err}). "
