@@ -157,3 +157,22 @@ def test_download_failure_names_url_and_mirror_variable(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match=r"Could not download .*X3D_S\.pyth.*AUTOX3D_WEIGHTS_MIRROR"):
         registry.get_weights_file("X3D_S", "kinetics400")
     assert [p for p in (tmp_path / "home").rglob("*") if p.is_file()] == []
+
+
+def test_validate_weights_argument_needs_no_model(tmp_path):
+    from autox3d_tf.weights import validate_weights_argument
+
+    assert validate_weights_argument("X3D_S", None) is None
+    assert validate_weights_argument("X3D_S", "kinetics400") == "kinetics400"
+    assert validate_weights_argument("X3D_S", "kinetics400", include_top=False, classes=7) == "kinetics400"
+    existing = tmp_path / "w.weights.h5"
+    existing.write_bytes(b"")
+    assert validate_weights_argument("X3D_S", str(existing)) == "path"
+    with pytest.raises(ValueError, match="`classes` must be 400"):
+        validate_weights_argument("X3D_S", "kinetics400", classes=10)
+    with pytest.raises(NoPretrainedWeightsError, match="AutoX3D_M has no pretrained weights"):
+        validate_weights_argument("AutoX3D_M", "kinetics400")
+    with pytest.raises(ValueError, match="does not exist"):
+        validate_weights_argument("X3D_S", str(tmp_path / "nope.pyth"))
+    with pytest.raises(ValueError, match="must be None"):
+        validate_weights_argument("X3D_S", 3)

@@ -50,6 +50,7 @@ from autox3d_tf.weights.torch_reader import (
 
 __all__ = [
     "load_pretrained",
+    "validate_weights_argument",
     "load_keras_weights",
     "load_torch_weights",
     "load_torch_checkpoint",
@@ -140,6 +141,44 @@ def load_keras_weights(model, path: str, *, allow_extra: bool = False) -> None:
     model.load_weights(path)
 
 
+def validate_weights_argument(
+    model_name: str, weights, *, include_top: bool = True, classes: int = 400
+) -> str | None:
+    """Checks a factory's ``weights`` argument without building or downloading anything.
+
+    Factories may call this before building the model so that a bad argument fails fast.
+
+    Returns:
+        None for ``weights=None``, "path" for an existing file, or the registered dataset name.
+
+    Raises:
+        NoPretrainedWeightsError: a dataset name the model has no weights for (says what exists).
+        ValueError: ``include_top=True`` with ``classes`` different from the pretrained classifier's
+            (the keras.applications rule), or a path that does not exist.
+    """
+    if weights is None:
+        return None
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(f"`weights` must be None, a dataset name such as 'kinetics400', or a path; got {weights!r}.")
+    weights = os.fspath(weights)
+    if os.path.exists(weights):
+        return "path"
+    looks_like_name = not any(sep in weights for sep in ("/", "\\", "."))
+    if looks_like_name or weights in known_datasets() or weights in available_weights(model_name):
+        entry = get_weights_entry(model_name, weights)
+        if include_top and classes != entry.num_classes:
+            raise ValueError(
+                f"If using `weights='{weights}'` with `include_top=True`, `classes` must be {entry.num_classes}; "
+                f"got classes={classes}. Use include_top=False to put your own classifier on the pretrained backbone."
+            )
+        return entry.dataset
+    raise ValueError(
+        f"`weights` for {model_name} must be None, one of the registered datasets "
+        f"({', '.join(available_weights(model_name)) or 'none for this model'}), or the path to an existing "
+        f".weights.h5 file or PyTorch checkpoint; {weights!r} does not exist."
+    )
+
+
 def load_pretrained(
     model, model_name: str, weights: str, *, include_top: bool = True, classes: int = 400
 ) -> None:
@@ -159,31 +198,15 @@ def load_pretrained(
             ``weights`` value.
         WeightsMismatchError: the file does not match the model.
     """
-    if not isinstance(weights, (str, os.PathLike)):
-        raise ValueError(f"`weights` must be None, a dataset name or a path; got {weights!r}.")
+    kind = validate_weights_argument(model_name, weights, include_top=include_top, classes=classes)
+    if kind is None:
+        return
     weights = os.fspath(weights)
-    if os.path.exists(weights):
+    if kind == "path":
         if weights.endswith(_TORCH_SUFFIXES) or (not weights.endswith(".h5") and is_torch_checkpoint(weights)):
             load_torch_weights(model, weights)
         else:
             load_keras_weights(model, weights, allow_extra=not include_top)
         return
-
-    datasets = known_datasets()
-    if weights in datasets or weights in available_weights(model_name) or not any(
-        sep in weights for sep in ("/", "\\", ".")
-    ):
-        entry = get_weights_entry(model_name, weights)
-        if include_top and classes != entry.num_classes:
-            raise ValueError(
-                f"If using `weights='{weights}'` with `include_top=True`, `classes` must be {entry.num_classes}; "
-                f"got classes={classes}. Use include_top=False to put your own classifier on the pretrained backbone."
-            )
-        path = get_weights_file(model_name, weights)
-        load_keras_weights(model, str(path), allow_extra=not include_top)
-        return
-    raise ValueError(
-        f"`weights` for {model_name} must be None, one of the registered datasets "
-        f"({', '.join(available_weights(model_name)) or 'none for this model'}), or the path to an existing "
-        f".weights.h5 file or PyTorch checkpoint; {weights!r} does not exist."
-    )
+    path = get_weights_file(model_name, kind)
+    load_keras_weights(model, str(path), allow_extra=not include_top)
