@@ -177,7 +177,7 @@ class DepthwiseConv3D(keras.layers.Layer):
         shape = ops.shape(x)
         batch, frames, height, width = shape[0], shape[1], shape[2], shape[3]
         out_frames = (frames - kt) // st + 1
-        spatial_identity = kh == kw == 1 and sh == sw == 1
+        spatial_identity = kh == kw == 1 and sh == sw == 1 and not (ph0 or ph1 or pw0 or pw1)
 
         # Frames of all clips in one axis: (batch * frames, H, W, C). A temporal tap is then a
         # contiguous slice of that axis, which TensorFlow takes without copying.

@@ -8,6 +8,14 @@ import keras
 from keras import ops
 
 
+def _bias_add(x, bias):
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.nn.bias_add(x, bias)
+    return x + bias
+
+
 @keras.saving.register_keras_serializable(package="autox3d_tf")
 class PointwiseConv3D(keras.layers.Layer):
     """A 1x1x1 convolution on ``(batch, frames, height, width, channels)`` tensors.
@@ -22,6 +30,7 @@ class PointwiseConv3D(keras.layers.Layer):
         filters: int,
         strides: int | Sequence[int] = 1,
         use_bias: bool = False,
+        activation=None,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         kernel_regularizer=None,
@@ -37,6 +46,7 @@ class PointwiseConv3D(keras.layers.Layer):
             raise ValueError(f"`strides` must be a positive int or 3 positive ints, got {strides}.")
         self.strides = strides
         self.use_bias = bool(use_bias)
+        self.activation = None if activation is None else keras.activations.get(activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
@@ -67,19 +77,24 @@ class PointwiseConv3D(keras.layers.Layer):
         x = inputs
         if st > 1:
             x = x[:, ::st]
+        shape = ops.shape(x)
         if (sh, sw) != (1, 1):
             # A strided 1x1 Conv2D on the frames reads the subsampled pixels in place.
-            shape = ops.shape(x)
             flat = ops.reshape(x, (-1, shape[2], shape[3], shape[4]))
             kernel = ops.reshape(self.kernel, (1, 1, *self.kernel.shape))
             y = ops.conv(flat, kernel, strides=(sh, sw), padding="valid")
             y_shape = ops.shape(y)
-            x = ops.reshape(y, (shape[0], shape[1], y_shape[1], y_shape[2], self.filters))
+            out_shape = (shape[0], shape[1], y_shape[1], y_shape[2], self.filters)
+            y = ops.reshape(y, (-1, self.filters))
         else:
-            x = ops.matmul(x, self.kernel)
+            out_shape = (shape[0], shape[1], shape[2], shape[3], self.filters)
+            # A 2D matmul, bias and activation in a row: TensorFlow fuses them into one kernel.
+            y = ops.matmul(ops.reshape(x, (-1, x.shape[-1])), self.kernel)
         if self.use_bias:
-            x = x + self.bias
-        return x
+            y = _bias_add(y, self.bias)
+        if self.activation is not None:
+            y = self.activation(y)
+        return ops.reshape(y, out_shape)
 
     def get_config(self):
         config = super().get_config()
@@ -88,6 +103,7 @@ class PointwiseConv3D(keras.layers.Layer):
                 "filters": self.filters,
                 "strides": self.strides,
                 "use_bias": self.use_bias,
+                "activation": keras.activations.serialize(self.activation) if self.activation else None,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),

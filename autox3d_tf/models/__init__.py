@@ -1,5 +1,6 @@
-"""Model builders."""
+"""Model builders: `build_model` (ArchSpec -> keras.Model) and `fuse_for_inference`."""
 
 from autox3d_tf.models.builder import build_model, validate_input_shape
+from autox3d_tf.models.fuse import fold_weights, fuse_for_inference
 
-__all__ = ["build_model", "validate_input_shape"]
+__all__ = ["build_model", "fold_weights", "fuse_for_inference", "validate_input_shape"]

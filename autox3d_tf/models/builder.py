@@ -70,7 +70,23 @@ def validate_input_shape(input_shape: Sequence[int | None] | None, spec: ArchSpe
     return shape
 
 
-def _stem(x, spec: ArchSpec):
+class _Graph:
+    """Build options shared by the helpers: BatchNorm folded into the convolution before it?"""
+
+    def __init__(self, fold_batch_norm: bool):
+        self.fold = fold_batch_norm
+        self.folded: dict[str, str] = {}  # convolution layer name -> the BatchNorm folded into it
+
+    def norm(self, x, conv, bn_name: str, relu_name: str | None = None, zero_gamma: bool = False):
+        """Applies ``conv``, then BatchNorm (or the bias it folds into) and an optional ReLU."""
+        if self.fold:
+            self.folded[conv.name] = bn_name
+            return conv(x)
+        x = _bn(bn_name, zero_gamma)(conv(x))
+        return layers.ReLU(name=relu_name)(x) if relu_name else x
+
+
+def _stem(x, spec: ArchSpec, g: _Graph):
     x = layers.ZeroPadding3D(((0, 0), (1, 1), (1, 1)), name="stem_pad")(x)
     x = layers.Conv3D(
         spec.stem_width,
@@ -82,10 +98,10 @@ def _stem(x, spec: ArchSpec):
         name="stem_conv_spatial",
     )(x)
     k = spec.stem_temporal_kernel
-    x = DepthwiseConv3D(
-        (k, 1, 1), padding=(k // 2, 0, 0), kernel_initializer=DEPTHWISE_INIT, name="stem_conv_temporal"
-    )(x)
-    x = _bn("stem_bn")(x)
+    conv = DepthwiseConv3D(
+        (k, 1, 1), padding=(k // 2, 0, 0), use_bias=g.fold, kernel_initializer=DEPTHWISE_INIT, name="stem_conv_temporal"
+    )
+    x = g.norm(x, conv, "stem_bn")
     return layers.ReLU(name="stem_relu")(x)
 
 
@@ -97,36 +113,41 @@ def _squeeze_excite(x, channels: int, prefix: str):
     return layers.Multiply(name=f"{prefix}_se_scale")([x, s])
 
 
-def residual_block(x, block: BlockSpec, in_width: int, width: int, stride: int, prefix: str):
+def residual_block(x, block: BlockSpec, in_width: int, width: int, stride: int, prefix: str, g: _Graph | None = None):
     """One X3D-style bottleneck block with its shortcut (the block must not be a skip)."""
+    g = g or _Graph(False)
     inner = block.inner_width(width)
     strides = (1, stride, stride)
 
     shortcut = x
     if in_width != width or stride > 1:
-        shortcut = PointwiseConv3D(width, strides=strides, kernel_initializer=CONV_INIT, name=f"{prefix}_shortcut_conv")(x)
-        if in_width != width:
-            shortcut = _bn(f"{prefix}_shortcut_bn")(shortcut)
+        with_bn = in_width != width
+        conv = PointwiseConv3D(
+            width, strides=strides, use_bias=g.fold and with_bn, kernel_initializer=CONV_INIT, name=f"{prefix}_shortcut_conv"
+        )
+        shortcut = g.norm(x, conv, f"{prefix}_shortcut_bn") if with_bn else conv(x)
 
-    y = PointwiseConv3D(inner, kernel_initializer=CONV_INIT, name=f"{prefix}_conv_a")(x)
-    y = _bn(f"{prefix}_bn_a")(y)
-    y = layers.ReLU(name=f"{prefix}_relu_a")(y)
+    relu = "relu" if g.fold else None
+    conv_a = PointwiseConv3D(inner, use_bias=g.fold, activation=relu, kernel_initializer=CONV_INIT, name=f"{prefix}_conv_a")
+    y = g.norm(x, conv_a, f"{prefix}_bn_a", relu_name=f"{prefix}_relu_a")
     kernels = block.kernels
     for i, kernel in enumerate(kernels):
         suffix = "" if len(kernels) == 1 else f"_{i}"
-        y = DepthwiseConv3D(
+        last = i == len(kernels) - 1
+        conv = DepthwiseConv3D(
             kernel,
             strides=strides if i == 0 else 1,
             padding=tuple(k // 2 for k in kernel),
+            use_bias=g.fold and last,
             kernel_initializer=DEPTHWISE_INIT,
             name=f"{prefix}_conv_b{suffix}",
-        )(y)
-    y = _bn(f"{prefix}_bn_b")(y)
+        )
+        y = g.norm(y, conv, f"{prefix}_bn_b") if last else conv(y)
     if block.attention == "se":
         y = _squeeze_excite(y, inner, prefix)
     y = layers.Activation("silu", name=f"{prefix}_swish")(y)
-    y = PointwiseConv3D(width, kernel_initializer=CONV_INIT, name=f"{prefix}_conv_c")(y)
-    y = _bn(f"{prefix}_bn_c", zero_gamma=True)(y)
+    conv_c = PointwiseConv3D(width, use_bias=g.fold, kernel_initializer=CONV_INIT, name=f"{prefix}_conv_c")
+    y = g.norm(y, conv_c, f"{prefix}_bn_c", zero_gamma=True)
 
     y = layers.Add(name=f"{prefix}_add")([shortcut, y])
     return layers.ReLU(name=f"{prefix}_relu")(y)
@@ -143,6 +164,7 @@ def build_model(
     classifier_activation: str | None = "softmax",
     dropout_rate: float = 0.5,
     name: str | None = None,
+    fold_batch_norm: bool = False,
 ) -> keras.Model:
     """Builds the network described by ``spec``.
 
@@ -157,6 +179,8 @@ def build_model(
         classifier_activation: activation of the last layer (None for logits).
         dropout_rate: dropout before the classifier.
         name: model name (default: the spec's name).
+        fold_batch_norm: build the inference graph in which every BatchNorm is folded into the
+            convolution before it (see `fuse_for_inference`, which also folds the weights).
 
     Returns:
         A functional ``keras.Model`` taking normalised float clips (see ``preprocess_input``).
@@ -175,7 +199,8 @@ def build_model(
         inputs = keras.Input(shape=shape, name="frames")
     else:
         inputs = input_tensor
-    x = _stem(inputs, spec)
+    g = _Graph(fold_batch_norm)
+    x = _stem(inputs, spec, g)
 
     in_width = spec.stem_width
     for s, stage in enumerate(spec.stages, start=1):
@@ -183,12 +208,12 @@ def build_model(
             if block.is_skip:
                 continue
             stride = stage.stride if b == 0 else 1
-            x = residual_block(x, block, in_width, stage.width, stride, f"stage{s}_block{b}")
+            x = residual_block(x, block, in_width, stage.width, stride, f"stage{s}_block{b}", g)
             in_width = stage.width
 
-    x = PointwiseConv3D(spec.head_width, kernel_initializer=CONV_INIT, name="head_conv")(x)
-    x = _bn("head_bn")(x)
-    x = layers.ReLU(name="head_relu")(x)
+    relu = "relu" if g.fold else None
+    head = PointwiseConv3D(spec.head_width, use_bias=g.fold, activation=relu, kernel_initializer=CONV_INIT, name="head_conv")
+    x = g.norm(x, head, "head_bn", relu_name="head_relu")
 
     if include_top:
         x = layers.GlobalAveragePooling3D(name="head_pool")(x)
@@ -207,4 +232,6 @@ def build_model(
 
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)
-    return keras.Model(inputs, x, name=name or spec.name)
+    model = keras.Model(inputs, x, name=name or spec.name)
+    model.folded_batch_norms = dict(g.folded)
+    return model
