@@ -89,6 +89,9 @@ class BlockSpec:
         if self.attention not in ATTENTIONS:
             raise SpecError(f"block attention {self.attention!r} is unknown; valid values are {list(ATTENTIONS)}.")
         object.__setattr__(self, "expansion", float(self.expansion))
+        if self.type == SKIP:  # a skip computes nothing: its other fields carry no meaning
+            object.__setattr__(self, "expansion", 2.25)
+            object.__setattr__(self, "attention", "none")
 
     @property
     def is_skip(self) -> bool:

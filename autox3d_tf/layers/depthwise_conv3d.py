@@ -155,6 +155,12 @@ class DepthwiseConv3D(keras.layers.Layer):
         return (input_shape[0], *dims, input_shape[-1])
 
     def call(self, inputs):
+        out_shape = self.compute_output_shape(inputs.shape)
+        if any(d is not None and d < 1 for d in out_shape[1:4]):
+            raise ValueError(
+                f"DepthwiseConv3D {self.name}: input {tuple(inputs.shape)} is smaller than the kernel "
+                f"{self.kernel_size} with padding {self.padding!r} (output would be {out_shape})."
+            )
         kt, kh, kw = self.kernel_size
         st, sh, sw = self.strides
         (pt0, pt1), (ph0, ph1), (pw0, pw1) = self._pads(inputs.shape)
