@@ -187,3 +187,22 @@ def test_reader_does_not_import_torch(tmp_path):
                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert "[1. 1.]" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        b"}X\x07\x00\x00\x00__doc__X\x01\x00\x00\x00xsb.",  # BUILD with a dict state
+        b"N}X\x0c\x00\x00\x00__defaults__)s\x86b.",  # BUILD with a slot state (setattr)
+    ],
+    ids=["dict-state", "slot-state"],
+)
+def test_refuses_attribute_writes_on_allowed_objects(tmp_path, build):
+    from autox3d_tf.weights import torch_reader
+
+    for target in (b"torch._utils\n_rebuild_tensor_v2\n", b"torch\nFloatStorage\n", b"collections\nOrderedDict\n"):
+        path = tmp_path / "b.pyth"
+        _zip_checkpoint(path, b"\x80\x02c" + target + build)
+        with pytest.raises(CheckpointError):
+            load_torch_checkpoint(path)
+    assert torch_reader._rebuild_tensor_v2.__defaults__ == (False, None, None)

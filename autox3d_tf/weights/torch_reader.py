@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import io
+import math
 import os
 import pickle
 import struct
@@ -32,6 +33,7 @@ import numpy as np
 __all__ = ["CheckpointError", "UnsafeCheckpointError", "load_torch_checkpoint", "is_torch_checkpoint"]
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_MAX_ELEMENTS = 1 << 31  # per tensor: far above any video model's largest weight
 
 
 class CheckpointError(ValueError):
@@ -57,15 +59,45 @@ _STORAGE_DTYPES: dict[str, np.dtype] = {
 }
 
 
-class _StorageType:
+class _Frozen:
+    """Base of the objects a checkpoint's pickle can reach: no instance dict, no attribute writes.
+
+    The pickle BUILD opcode sets attributes on the object it is applied to; refusing that keeps a
+    crafted file from altering anything it is handed.
+    """
+
+    __slots__ = ()
+
+    def __setattr__(self, name, value):
+        raise UnsafeCheckpointError("Refusing a checkpoint that tries to set attributes on a reader object.")
+
+    def __reduce__(self):  # pragma: no cover - never pickled
+        raise TypeError("not picklable")
+
+
+class _StorageType(_Frozen):
     """Stands in for ``torch.FloatStorage`` etc.: only carries the element dtype."""
 
+    __slots__ = ("name", "dtype")
+
     def __init__(self, name: str):
-        self.name = name
-        self.dtype = _STORAGE_DTYPES[name]
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "dtype", _STORAGE_DTYPES[name])
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"torch.{self.name}"
+
+
+class _Callable(_Frozen):
+    """An allow-listed constructor, handed out fresh to each pickle GLOBAL."""
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn):
+        object.__setattr__(self, "_fn", fn)
+
+    def __call__(self, *args):
+        return self._fn(*args)
 
 
 class _Storage:
@@ -82,7 +114,9 @@ def _to_array(storage: _Storage, offset: int, size, stride) -> np.ndarray:
     stride = tuple(int(s) for s in stride)
     if len(size) != len(stride):
         raise CheckpointError(f"Corrupt tensor: size {size} and stride {stride} differ in length.")
-    numel = int(np.prod(size)) if size else 1
+    numel = math.prod(size)
+    if numel > _MAX_ELEMENTS or any(n < 0 for n in size):
+        raise CheckpointError(f"Corrupt tensor: implausible size {size}.")
     if numel == 0:
         out = np.zeros(size, dtype=flat.dtype)
     else:
@@ -121,16 +155,20 @@ class _StateDict(collections.OrderedDict):
     """``OrderedDict`` that accepts the ``_metadata`` attribute torch attaches to state dicts."""
 
 
-# (module, name) -> callable. Nothing else can be reached from a checkpoint.
+def _new_state_dict(*args):
+    return _StateDict(*args)
+
+
+# (module, name) -> factory of the object handed to the pickle. Nothing else can be reached.
 _ALLOWED: dict[tuple[str, str], Any] = {
-    ("collections", "OrderedDict"): _StateDict,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("collections", "OrderedDict"): lambda: _Callable(_new_state_dict),
+    ("torch._utils", "_rebuild_tensor"): lambda: _Callable(_rebuild_tensor),
+    ("torch._utils", "_rebuild_tensor_v2"): lambda: _Callable(_rebuild_tensor_v2),
+    ("torch._utils", "_rebuild_parameter"): lambda: _Callable(_rebuild_parameter),
+    ("torch._utils", "_rebuild_parameter_with_state"): lambda: _Callable(_rebuild_parameter),
 }
 for _name in _STORAGE_DTYPES:
-    _ALLOWED[("torch", _name)] = _StorageType(_name)
+    _ALLOWED[("torch", _name)] = (lambda n: lambda: _StorageType(n))(_name)
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -145,9 +183,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         key = (module, name)
         if key in self._overrides:
-            return self._overrides[key]
+            return _Callable(self._overrides[key])
         if key in _ALLOWED:
-            return _ALLOWED[key]
+            return _ALLOWED[key]()
         raise UnsafeCheckpointError(
             f"Refusing to load {self._source}: its pickle references '{module}.{name}', which is not a tensor, "
             "storage or plain container. Only tensors, OrderedDicts and builtin containers are read "
