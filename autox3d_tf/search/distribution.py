@@ -29,10 +29,7 @@ class ArchDistribution(keras.layers.Layer):
         self.logits = self.add_weight(
             name="logits", shape=self.mask.shape, initializer="zeros", trainable=True
         )
-        constant, head, blocks = space.macs_tables()
-        self._macs_constant = float(constant)
-        self._macs_head = head.astype(np.float64)
-        self._macs_blocks = [t.astype(np.float64) for t in blocks]
+        self._build_macs_tables()
         self.built = True
 
     # ------------------------------------------------------------------ basics
@@ -70,57 +67,75 @@ class ArchDistribution(keras.layers.Layer):
         return tf.argmax(self.masked_logits(), axis=-1, output_type=tf.int32)
 
     # -------------------------------------------------------------------- MACs
-    def _block_inputs(self, k: int) -> tuple[int, int]:
-        """(decision index of the input width, decision index of the width) of block ``k``."""
-        space = self.space
-        s, b = self._block_stage(k)
-        return (s - 1 if s > 0 else -1) if b == 0 else s, s
+    def _build_macs_tables(self) -> None:
+        """Flattens the space's tables for vectorised lookups (a few ops for any number of archs).
 
-    def _block_stage(self, k: int) -> tuple[int, int]:
-        for s, depth in enumerate(self.space.max_depths):
-            if k < depth:
-                return s, k
-            k -= depth
-        raise IndexError(k)
+        Every block gets a (M, M, M, M, M) table over (input width, width, type, expansion,
+        attention) choices, padded with zeros (M = max candidates); blocks inside a stage, whose
+        input width is the stage's own, hold their costs on the (input width == width) diagonal.
+        ``_macs_cols[k]`` are the decision indices whose choices index block ``k``'s table (the
+        stage-1 first block reads its input width from an extra all-zero column).
+        """
+        space = self.space
+        constant, head, blocks = space.macs_tables()
+        m = space.max_candidates
+        d = space.num_decisions
+        tables = np.zeros((len(blocks), m, m, m, m, m), np.float64)
+        cols = np.zeros((len(blocks), 5), np.int64)
+        k = 0
+        for s, depth in enumerate(space.max_depths):
+            for b in range(depth):
+                t = blocks[k]
+                i = space.block_decision_index(s, b)
+                if b == 0:
+                    tables[k, : t.shape[0], : t.shape[1], : t.shape[2], : t.shape[3], : t.shape[4]] = t
+                    cols[k] = (s - 1 if s > 0 else d, s, i, i + 1, i + 2)
+                else:
+                    for w in range(t.shape[1]):
+                        tables[k, w, w, : t.shape[2], : t.shape[3], : t.shape[4]] = t[w, w]
+                    cols[k] = (s, s, i, i + 1, i + 2)
+                k += 1
+        self._macs_constant = float(constant)
+        self._macs_head = np.zeros(m, np.float64)
+        self._macs_head[: head.shape[0]] = head
+        self._macs_tables = tables
+        self._macs_flat = tables.reshape(-1)
+        self._macs_cols = cols
+        # E[MACs]: in-stage blocks weight their diagonal by p(width) once (an all-ones input row).
+        self._expected_cols = cols.copy()
+        for k in range(len(blocks)):
+            if cols[k, 0] == cols[k, 1]:
+                self._expected_cols[k, 0] = d + 1
+        self._macs_offsets = np.arange(len(blocks), dtype=np.int64) * m**5
+        self._macs_strides = np.array([m**4, m**3, m**2, m, 1], np.int64)
 
     def macs(self, choices) -> tf.Tensor:
-        """Exact MACs (float64) of the architecture ``choices``."""
-        choices = tf.cast(choices, tf.int32)
-        space = self.space
-        total = tf.constant(self._macs_constant, tf.float64)
-        total += tf.gather(self._macs_head, choices[space.num_stages - 1])
-        for k, table in enumerate(self._macs_blocks):
-            s, b = self._block_stage(k)
-            w_in_dec, w_dec = self._block_inputs(k)
-            i = space.block_decision_index(s, b)
-            w_in = choices[w_in_dec] if w_in_dec >= 0 else tf.constant(0, tf.int32)
-            idx = tf.stack([w_in, choices[w_dec], choices[i], choices[i + 1], choices[i + 2]])
-            total += tf.gather_nd(table, idx[None])[0]
-        return total
+        """Exact MACs (float64) of the architecture ``choices`` (D,), or of each row of (K, D)."""
+        choices = tf.cast(choices, tf.int64)
+        batched = choices.shape.rank == 2
+        c = choices if batched else choices[None]
+        c = tf.pad(c, [[0, 0], [0, 1]])  # the extra zero column: stage 1's input width index
+        picked = tf.gather(c, self._macs_cols, axis=1)  # (K, blocks, 5)
+        index = self._macs_offsets + tf.reduce_sum(picked * self._macs_strides, axis=-1)
+        total = tf.reduce_sum(tf.gather(self._macs_flat, index), axis=-1)
+        total += tf.gather(self._macs_head, c[:, self.space.num_stages - 1]) + self._macs_constant
+        return total if batched else total[0]
 
     def expected_macs(self) -> tf.Tensor:
         """E[MACs] under the distribution (exact: decisions are independent)."""
-        space = self.space
         p = tf.cast(self.probs(), tf.float64)
+        m = self.space.max_candidates
+        p = tf.concat([p, tf.one_hot([0], m, dtype=tf.float64), tf.ones((1, m), tf.float64)], axis=0)
+        rows = tf.gather(p, self._expected_cols)  # (blocks, 5, M)
+        blocks = tf.einsum("kvwtea,kv,kw,kt,ke,ka->", self._macs_tables, *tf.unstack(rows, axis=1))
+        head = tf.reduce_sum(p[self.space.num_stages - 1] * self._macs_head)
+        return blocks + head + self._macs_constant
 
-        def probs_of(d: int) -> tf.Tensor:
-            return p[d, : space.decisions[d].size]
-
-        total = tf.constant(self._macs_constant, tf.float64)
-        total += tf.reduce_sum(probs_of(space.num_stages - 1) * self._macs_head)
-        for k, table in enumerate(self._macs_blocks):
-            s, b = self._block_stage(k)
-            w_in_dec, w_dec = self._block_inputs(k)
-            i = space.block_decision_index(s, b)
-            pt, pe, pa = probs_of(i), probs_of(i + 1), probs_of(i + 2)
-            table = tf.constant(table[..., : pt.shape[0], :, :])
-            if w_in_dec == w_dec:  # in-stage block: input width is the stage's own width
-                diag = tf.linalg.diag_part(tf.transpose(table, (2, 3, 4, 0, 1)))  # (t, e, a, w)
-                total += tf.einsum("teaw,w,t,e,a->", diag, probs_of(w_dec), pt, pe, pa)
-            else:
-                pin = probs_of(w_in_dec) if w_in_dec >= 0 else tf.ones((1,), tf.float64)
-                total += tf.einsum("vwtea,v,w,t,e,a->", table, pin, probs_of(w_dec), pt, pe, pa)
-        return total
+    def numpy_macs(self, choices) -> np.ndarray:
+        """`macs` in numpy, for many architectures at once (``choices`` (K, D))."""
+        c = np.pad(np.asarray(choices, np.int64).reshape(-1, self.space.num_decisions), ((0, 0), (0, 1)))
+        index = self._macs_offsets + (c[:, self._macs_cols] * self._macs_strides).sum(-1)
+        return self._macs_flat[index].sum(-1) + self._macs_head[c[:, self.space.num_stages - 1]] + self._macs_constant
 
     # ------------------------------------------------------------------ export
     def argmax_spec(self, name: str = "autox3d_searched") -> ArchSpec:

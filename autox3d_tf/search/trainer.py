@@ -34,25 +34,39 @@ def search_dataset(train: tf.data.Dataset, held_out: tf.data.Dataset) -> tf.data
     )
 
 
-def _replica_mean(value):
+def _replica_reduce(value, op):
     ctx = tf.distribute.get_replica_context()
     if ctx is None or ctx.num_replicas_in_sync == 1:
         return value
-    return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, value)
+    return ctx.all_reduce(op, value)
+
+
+def _num_replicas() -> int:
+    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 class ArchitectureSearch(keras.Model):
-    """Supernet weights and an architecture distribution, trained in alternation.
+    """Supernet weights and an architecture distribution, trained in alternation by ``fit``.
 
     Args:
         space: the `SearchSpace`.
         macs_target: the MACs budget F_target (at the space's input clip).
-        penalty: lambda of the MACs hinge.
+        penalty: lambda of the MACs hinge ``max(0, F / F_target - 1)``.
         num_samples: K at maximum entropy (the largest K).
         min_samples: K never falls below this.
-        warmup_steps: steps with the distribution frozen (weights only).
-        seed: the RNG seed of the whole search.
-        bn_group_size: clips per BatchNorm statistics group (default: the per-replica batch).
+        warmup_steps: weight steps with the distribution frozen (the Adam state of the logits
+            starts fresh when the warm-up ends).
+        seed: the RNG seed of the whole search; with the step it keys every random draw.
+        bn_group_size: clips per BatchNorm statistics group (default: the whole per-replica
+            batch; set it to the per-replica batch to make N replicas equal to one replica
+            with the global batch).
+        check_replicas: also report ``replica_mismatch``, the spread across replicas of a hash
+            of the architecture each replica sampled (0 when all sampled the same).
+
+    ``fit`` reports ``loss`` / ``accuracy`` (running, of the sampled architectures on the train
+    batches), ``sample_loss`` / ``sample_accuracy`` / ``sample_gmacs`` (this step's sampled
+    architecture), ``held_out_loss`` (mean over the K held-out samples), ``entropy``,
+    ``expected_gmacs``, ``argmax_gmacs`` and ``samples`` (K).
     """
 
     def __init__(
@@ -66,11 +80,14 @@ class ArchitectureSearch(keras.Model):
         warmup_steps: int = 0,
         seed: int = 0,
         bn_group_size: int | None = None,
+        check_replicas: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if num_samples < 1 or min_samples < 1 or min_samples > num_samples:
             raise ValueError("need 1 <= min_samples <= num_samples.")
+        if macs_target <= 0:
+            raise ValueError(f"macs_target must be positive, got {macs_target}.")
         self.space = space
         self.macs_target = float(macs_target)
         self.penalty = float(penalty)
@@ -78,28 +95,33 @@ class ArchitectureSearch(keras.Model):
         self.min_samples = int(min_samples)
         self.warmup_steps = int(warmup_steps)
         self.seed = int(seed)
+        self.check_replicas = bool(check_replicas)
         self.supernet = SuperNet(space, bn_group_size=bn_group_size, name="supernet")
+        self.supernet.build()
         self.distribution = ArchDistribution(space, name="distribution")
         self.arch_optimizer = None
         self._max_entropy = self.distribution.max_entropy()
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.built = True
 
     # --------------------------------------------------------------- set-up
     def compile(self, optimizer="sgd", arch_optimizer=None, **kwargs):
-        """``optimizer`` trains the supernet weights; ``arch_optimizer`` (Adam) the logits."""
+        """``optimizer`` trains the supernet weights; ``arch_optimizer`` (default Adam(0.025)) the logits.
+
+        Both optimizers are built here, so a checkpoint can be restored before the first step.
+        """
         super().compile(optimizer=optimizer, **kwargs)
         self.arch_optimizer = keras.optimizers.get(arch_optimizer or keras.optimizers.Adam(0.025))
-
-    def build(self, input_shape):
-        self.supernet.build(input_shape)
-        self.built = True
-
-    def build_all(self, input_shape) -> None:
-        """Builds the supernet and both optimizers (needed before restoring a checkpoint)."""
-        self.build(input_shape)
         self.optimizer.build(self.supernet.trainable_variables)
         self.arch_optimizer.build([self.distribution.logits])
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def build_all(self, input_shape=None) -> None:
+        """Kept for compatibility: everything is built by the constructor and `compile`."""
+        self.build(input_shape)
 
     @property
     def metrics(self):
@@ -108,6 +130,10 @@ class ArchitectureSearch(keras.Model):
     def _seed(self, step, salt: int):
         base = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
         return tf.random.experimental.stateless_fold_in(base, salt)
+
+    def sample_architecture(self, step) -> tf.Tensor:
+        """The architecture the weight step of ``step`` trains (same on every replica)."""
+        return self.distribution.sample(self._seed(step, 0))
 
     def call(self, clips, training=False):
         """Logits of the most probable architecture (for predict / evaluate)."""
@@ -121,13 +147,16 @@ class ArchitectureSearch(keras.Model):
         return tf.clip_by_value(k, self.min_samples, self.num_samples)
 
     def _held_out_losses(self, clips, labels, step, count):
-        """Losses, sampled choices and validity of up to ``num_samples`` architectures."""
+        """Losses, sampled choices and validity of up to ``num_samples`` architectures.
+
+        A ``tf.while_loop`` runs ``count`` forward passes (one trace of the supernet, no tape).
+        """
         d = self.space.num_decisions
 
         def body(k, losses, archs):
             arch = self.distribution.sample(self._seed(step, 100 + 2 * k))
             logits = self.supernet(clips, arch, self._seed(step, 101 + 2 * k))
-            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits))
             return k + 1, losses.write(k, loss), archs.write(k, arch)
 
         losses = tf.TensorArray(tf.float32, size=self.num_samples, element_shape=())
@@ -139,60 +168,111 @@ class ArchitectureSearch(keras.Model):
         stacked_a = tf.where(valid[:, None], archs.stack(), 0)
         return stacked_l, stacked_a, valid
 
+    @tf.autograph.experimental.do_not_convert
     def train_step(self, data):
         if not isinstance(data, dict) or "train" not in data or "held_out" not in data:
-            raise ValueError('ArchitectureSearch.fit expects batches {"train": (x, y), "held_out": (x, y)}; see search_dataset().')
-        (x, y), (xv, yv) = data["train"], data["held_out"]
+            raise ValueError(
+                'ArchitectureSearch.fit expects batches {"train": (x, y), "held_out": (x, y)}; see search_dataset().'
+            )
+        (x, y), (xv, yv) = data["train"][:2], data["held_out"][:2]
         step = self.optimizer.iterations
+        replicas = _num_replicas()
 
-        # 1. weights, one sampled architecture
-        arch = self.distribution.sample(self._seed(step, 0))
+        # 1. weights, one sampled architecture (the same on every replica)
+        arch = self.sample_architecture(step)
         with tf.GradientTape() as tape:
             logits = self.supernet(x, arch, self._seed(step, 1))
-            per_example = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
-            loss = tf.reduce_mean(per_example)
-            scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(y, tf.int32), logits))
+            scaled = loss / replicas  # the optimizer sums gradients over replicas
         weights = self.supernet.trainable_variables
         grads = tape.gradient(scaled, weights)
         grads = [tf.zeros_like(w) if g is None else g for g, w in zip(grads, weights)]
         self.optimizer.apply_gradients(zip(grads, weights))
         self.loss_tracker.update_state(loss)
         self.accuracy_tracker.update_state(y, logits)
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), tf.cast(y, tf.int32)), tf.float32)
 
-        # 2. distribution, after the warm-up (the update is zero during it)
+        # 2. distribution, after the warm-up (zero samples and a zero update during it)
         active = step >= self.warmup_steps
         count = tf.where(active, self.num_samples_now(), 0)
         losses, archs, valid = self._held_out_losses(xv, yv, step, count)
-        losses = _replica_mean(losses)
-        macs = tf.cast(tf.map_fn(self.distribution.macs, archs, fn_output_signature=tf.float64), tf.float32)
+        losses = _replica_reduce(losses, tf.distribute.ReduceOp.MEAN)
+        macs = tf.cast(self.distribution.macs(archs), tf.float32)
         hinge = tf.nn.relu(macs / self.macs_target - 1.0)
         score = tf.where(valid, -(losses + self.penalty * hinge), -1e9)
         importance = tf.stop_gradient(tf.nn.softmax(score) * tf.cast(valid, tf.float32))
         with tf.GradientTape() as arch_tape:
-            objective = -tf.reduce_sum(importance * self.distribution.log_prob(archs))
-            objective /= tf.distribute.get_strategy().num_replicas_in_sync
+            objective = -tf.reduce_sum(importance * self.distribution.log_prob(archs)) / replicas
         arch_grad = arch_tape.gradient(objective, self.distribution.logits)
         arch_grad = tf.where(active, arch_grad, tf.zeros_like(arch_grad))
         self.arch_optimizer.apply_gradients([(arch_grad, self.distribution.logits)])
+        # A zero gradient leaves Adam's moments at zero; resetting its step count during the
+        # warm-up makes the first real update that of a fresh Adam (bias correction included).
+        iterations = self.arch_optimizer.iterations
+        iterations.assign(tf.where(active, iterations, tf.zeros_like(iterations)))
 
-        return {
+        n_valid = tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32)), 1.0)
+        logs = {
             "loss": self.loss_tracker.result(),
             "accuracy": self.accuracy_tracker.result(),
+            "sample_loss": _replica_reduce(loss, tf.distribute.ReduceOp.MEAN),
+            "sample_accuracy": _replica_reduce(tf.reduce_mean(correct), tf.distribute.ReduceOp.MEAN),
+            "sample_gmacs": tf.cast(self.distribution.macs(arch), tf.float32) / 1e9,
+            "held_out_loss": tf.reduce_sum(tf.where(valid, losses, 0.0)) / n_valid,
             "entropy": self.distribution.entropy(),
             "expected_gmacs": tf.cast(self.distribution.expected_macs(), tf.float32) / 1e9,
             "argmax_gmacs": tf.cast(self.distribution.macs(self.distribution.argmax()), tf.float32) / 1e9,
             "samples": count,
         }
+        if self.check_replicas:
+            weights_ = tf.cast(tf.range(1, self.space.num_decisions + 1) % 9973 + 1, tf.float32)
+            code = tf.reduce_sum(tf.cast(tf.concat([arch, tf.reshape(archs, [-1])], 0), tf.float32) * tf.tile(weights_, [self.num_samples + 1]))
+            spread = _replica_reduce(code, tf.distribute.ReduceOp.MAX) - _replica_reduce(code, tf.distribute.ReduceOp.MIN)
+            logs["replica_mismatch"] = spread
+        return logs
 
+    @tf.autograph.experimental.do_not_convert
     def test_step(self, data):
         if isinstance(data, dict):
             data = data["held_out"]
         x, y = data[0], data[1]
         logits = self(x, training=False)
-        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(y, tf.int32), logits))
         self.loss_tracker.update_state(loss)
         self.accuracy_tracker.update_state(y, logits)
         return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
+
+    # ------------------------------------------------------------- results
+    def derive(self, macs_target: float | None = None, tolerance: float = 0.05, samples: int = 4096, seed: int = 0):
+        """The final architecture: the most probable one, within the budget when there is one.
+
+        Without a target (or when the argmax already costs between ``(1 - tolerance) * target``
+        and ``target``) this is the argmax. Otherwise, among the argmax and ``samples`` draws
+        from the distribution, the most probable architecture in that window (or, if none is,
+        the most probable one under the target; if none is, the cheapest). Returns
+        ``(choices, macs)``.
+        """
+        d = self.distribution
+        best = d.argmax().numpy()
+        target = self.macs_target if macs_target is None else float(macs_target)
+        best_macs = float(d.numpy_macs(best[None])[0])
+        if target is None or (1 - tolerance) * target <= best_macs <= target:
+            return best, best_macs
+        draws = tf.random.stateless_categorical(d.masked_logits(), samples, seed=[seed, 12345], dtype=tf.int32)
+        cands = np.concatenate([best[None], draws.numpy().T], 0)
+        macs = d.numpy_macs(cands)
+        logp = d.log_prob(tf.constant(cands)).numpy()
+        for ok in (((1 - tolerance) * target <= macs) & (macs <= target), macs <= target):
+            if ok.any():
+                j = int(np.flatnonzero(ok)[np.argmax(logp[ok])])
+                return cands[j], float(macs[j])
+        j = int(np.argmin(macs))
+        return cands[j], float(macs[j])
+
+    def derive_spec(self, name: str = "autox3d_searched", **kwargs):
+        """`derive` as an `ArchSpec`."""
+        choices, _ = self.derive(**kwargs)
+        return self.space.decode(choices, name=name)
 
 
 __all__ = ["ArchitectureSearch", "search_dataset"]
