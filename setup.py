@@ -9,7 +9,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["autox3d_tf", "autox3d_tf.*"]),
-    package_data={"autox3d_tf": ["resources/*.txt", "resources/*.json", "resources/**/*.json"]},
+    package_data={"autox3d_tf": ["resources/*.txt", "resources/*.json", "resources/**/*.json", "weights/*.json"]},
     include_package_data=True,
     install_requires=[
         "tensorflow>=2.18",

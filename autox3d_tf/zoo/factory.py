@@ -27,6 +27,10 @@ def build_zoo_model(
     """Builds ``spec`` and loads ``weights`` (None, a registered dataset name, or a file path)."""
     if weights is not None and not isinstance(weights, str):
         raise ValueError(f"`weights` must be None, a dataset name such as 'kinetics400', or a path; got {weights!r}.")
+    if weights is not None:
+        from autox3d_tf.weights import validate_weights_argument
+
+        validate_weights_argument(model_name, weights, include_top=include_top, classes=classes)
     model = build_model(
         spec,
         include_top=include_top,
