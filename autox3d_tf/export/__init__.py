@@ -1,0 +1,39 @@
+"""Export for serving: a TF Serving SavedModel (uint8 frames in, probabilities and top-k out, no
+XLA op), TFLite for the small models, and a local stand-in for TF Serving's REST / gRPC APIs.
+
+    from autox3d_tf.export import export_saved_model, export_tflite, export_run
+    export_run("runs/xs", "export/xs")          # saved_model/1, model.tflite, labels.txt, export.json
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS: dict[str, str] = {
+    "SIGNATURE": "saved_model",
+    "inference_model": "saved_model",
+    "preprocess_frames": "saved_model",
+    "make_serving_fn": "saved_model",
+    "export_saved_model": "saved_model",
+    "graph_ops": "saved_model",
+    "find_xla_ops": "saved_model",
+    "TFLITE_MODELS": "tflite",
+    "export_tflite": "tflite",
+    "run_tflite": "tflite",
+    "export_run": "runs",
+    "export_model": "runs",
+    "Predictor": "serving",
+    "rest_predict": "serving",
+    "RestServer": "serving",
+    "grpc_predict": "serving",
+    "start_grpc_server": "serving",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        module = importlib.import_module(f"autox3d_tf.export.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'autox3d_tf.export' has no attribute {name!r}")

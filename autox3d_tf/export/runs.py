@@ -1,0 +1,100 @@
+"""Exporting a training run or a zoo model: SavedModel (+ TFLite for the small models) in one folder.
+
+    OUT/saved_model/1/     the SavedModel (TF Serving: --model_base_path=OUT/saved_model)
+    OUT/model.tflite       TFLite (X3D-XS / S, or when asked)
+    OUT/labels.txt         class names, one per line, in index order
+    OUT/export.json        what was exported: model, clip, classes, signature, files, sizes
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Sequence
+
+import keras
+
+from autox3d_tf.arch.spec import ArchSpec
+
+__all__ = ["export_model", "export_run"]
+
+
+def export_model(
+    model: keras.Model,
+    out_dir: str | os.PathLike,
+    class_names: Sequence[str],
+    *,
+    spec: ArchSpec | None = None,
+    frames: int | None = None,
+    crop: int | None = None,
+    top_k: int = 5,
+    fuse: bool = True,
+    tflite: bool = False,
+    version: int = 1,
+    info: dict | None = None,
+) -> dict:
+    """Exports ``model`` into ``out_dir`` (layout in the module docstring); returns ``export.json``."""
+    from autox3d_tf.export.saved_model import SIGNATURE, export_saved_model, find_xla_ops
+    from autox3d_tf.export.tflite import export_tflite
+
+    t0 = time.time()
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    saved = os.path.join(out_dir, "saved_model", str(int(version)))
+    export_saved_model(model, saved, class_names, spec=spec, frames=frames, crop=crop, top_k=top_k, fuse=fuse)
+    xla = find_xla_ops(saved)
+    if xla:
+        raise RuntimeError(f"the exported graph holds XLA-only ops: {xla}")
+    with open(os.path.join(out_dir, "labels.txt"), "w", encoding="utf-8") as f:
+        f.write("".join(f"{name}\n" for name in class_names))
+    result = {
+        **(info or {}),
+        "saved_model": saved,
+        "signature": SIGNATURE,
+        "input": {"name": "frames", "dtype": "uint8", "shape": [None, None, None, None, 3]},
+        "outputs": ["probabilities", "top_k_indices", "top_k_scores", "top_k_labels"],
+        "network_input": {"frames": frames, "crop": crop},
+        "classes": list(class_names),
+        "top_k": int(min(top_k, len(class_names))),
+        "fused": bool(fuse),
+    }
+    if tflite:
+        path = export_tflite(model, os.path.join(out_dir, "model.tflite"), spec=spec, frames=frames, crop=crop,
+                             top_k=top_k, fuse=fuse)
+        result["tflite"] = path
+        result["tflite_bytes"] = os.path.getsize(path)
+        result["tflite_input"] = {"name": "frames", "dtype": "uint8", "shape": [1, frames, crop, crop, 3]}
+    result["seconds"] = round(time.time() - t0, 1)
+    with open(os.path.join(out_dir, "export.json"), "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+def export_run(
+    run_dir: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    tflite: bool | str = "auto",
+    frames: int | None = None,
+    crop: int | None = None,
+    top_k: int = 5,
+    fuse: bool = True,
+    weights: str | os.PathLike | None = None,
+) -> dict:
+    """Exports a training run (``training/train.py``'s folder) to ``out_dir`` (default
+    ``RUN/export``). The network sees the run's ``frames`` x test crop unless overridden;
+    ``tflite="auto"`` converts the runs of X3D-XS / S (clip defaults) to TFLite too."""
+    from autox3d_tf.export.tflite import TFLITE_MODELS
+    from autox3d_tf.training.loops import load_trained_model
+
+    model, config = load_trained_model(run_dir, weights=weights)
+    clip = config["clip"]
+    spec = ArchSpec.from_dict(config["spec"])
+    if tflite == "auto":
+        tflite = config["model"] in TFLITE_MODELS
+    out_dir = os.fspath(out_dir) if out_dir is not None else os.path.join(os.fspath(run_dir), "export")
+    info = {"run_dir": os.fspath(run_dir), "model": config["model"], "spec_name": spec.name,
+            "shuffle_frames": bool(config.get("shuffle_frames", False))}
+    return export_model(model, out_dir, config["classes"], spec=spec, frames=frames or clip["frames"],
+                        crop=crop or clip["test_crop"], top_k=top_k, fuse=fuse, tflite=bool(tflite), info=info)

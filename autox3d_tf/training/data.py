@@ -1,0 +1,210 @@
+"""Training / evaluation datasets for the training scripts, on top of :mod:`autox3d_tf.data`.
+
+- :func:`resolve_clip`: a zoo model's clip settings with frames / rate / crop overridden (the test
+  crop and the scale jitter follow a changed crop proportionally).
+- :func:`shuffle_frames`: a dataset map that permutes every clip's frames in time (one random
+  permutation per clip): the "no motion" control, which keeps appearance and destroys motion.
+- :func:`train_dataset`, :func:`eval_dataset`: video files (annotation CSV / list / JSON) or
+  SequenceExample TFRecords, with the class map.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import tensorflow as tf
+
+from autox3d_tf.data.pipeline import ClipSettings, clip_settings
+
+__all__ = [
+    "resolve_clip",
+    "permute_frames",
+    "shuffle_frames",
+    "is_tfrecord_source",
+    "load_class_names",
+    "DataInfo",
+    "train_dataset",
+    "eval_dataset",
+]
+
+
+def resolve_clip(
+    model: str,
+    spec=None,
+    frames: int | None = None,
+    rate: int | None = None,
+    crop: int | None = None,
+    test_crop: int | None = None,
+    scale_range: Sequence[int] | None = None,
+) -> ClipSettings:
+    """Clip settings: ``model``'s defaults (``autox3d_tf.zoo.get_config``), then the spec's default
+    clip (``input_frames``, ``input_size``) when a spec is given, then the explicit arguments.
+
+    When the train crop differs from the model's, the default test crop and scale jitter keep the
+    model's ratios to it (X3D-XS: crop 160, test 182, jitter [182, 228]; crop 64 -> test 73,
+    jitter [73, 91])."""
+    base = clip_settings(model)
+    frames = int(frames or (spec.input_frames if spec is not None else base.frames))
+    crop = int(crop or (spec.input_size if spec is not None else base.train_crop))
+    ratio = crop / base.train_crop
+    if test_crop is None:
+        test_crop = base.test_crop if crop == base.train_crop else int(round(base.test_crop * ratio))
+    if scale_range is None:
+        scale_range = (int(round(base.scale_range[0] * ratio)), int(round(base.scale_range[1] * ratio)))
+    scale_range = (max(int(scale_range[0]), crop), max(int(scale_range[1]), crop))
+    return ClipSettings(
+        frames=frames,
+        rate=int(rate or base.rate),
+        train_crop=crop,
+        test_crop=int(test_crop),
+        scale_range=scale_range,
+        mean=base.mean,
+        std=base.std,
+    )
+
+
+def permute_frames(clip: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Permutes the frames of ``clip`` (``[T, H, W, C]`` or a batch ``[B, T, H, W, C]``) with one
+    random permutation per clip, drawn from the stateless ``seed`` (int ``[2]``)."""
+    rank = clip.shape.rank
+    if rank not in (4, 5):
+        raise ValueError(f"clips must be [T, H, W, C] or [B, T, H, W, C], got rank {rank}")
+    keys = tf.random.stateless_uniform(tf.shape(clip)[: rank - 3], seed=seed)
+    order = tf.argsort(keys, axis=-1)
+    return tf.gather(clip, order, axis=rank - 4, batch_dims=rank - 4)
+
+
+def shuffle_frames(dataset: tf.data.Dataset, seed: int | None = None) -> tf.data.Dataset:
+    """``dataset`` (elements ``(clip, ...)``, batched or not) with every clip's frames randomly
+    permuted in time; a new permutation each epoch, reproducible under ``seed``. Attributes that
+    the pipelines attach (``error_log``, ``annotations``, ``clip_settings``) are kept."""
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def apply(element, pair):
+        if isinstance(element, (tuple, list)):
+            return (permute_frames(element[0], pair), *element[1:])
+        return permute_frames(element, pair)
+
+    out = tf.data.Dataset.zip((dataset, seeds)).map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+    for name in ("error_log", "annotations", "clip_settings"):
+        if hasattr(dataset, name):
+            setattr(out, name, getattr(dataset, name))
+    return out
+
+
+def is_tfrecord_source(source: str | os.PathLike) -> bool:
+    """True for TFRecord globs / files / ``to-tfrecord`` output prefixes, False for annotation files."""
+    source = os.fspath(source)
+    if os.path.isfile(source):
+        return source.endswith((".tfrecord", ".tfrecords")) or ".tfrecord-" in source
+    return bool(glob.glob(source) or glob.glob(source + "-*-of-*.tfrecord") or glob.glob(source + "*.tfrecord"))
+
+
+def load_class_names(source: str, classes: Sequence[str] | str | None = None) -> list[str] | None:
+    """Class names: ``classes`` (a list, or a class-map file), else ``classes.json`` beside the data
+    (annotation file or TFRecord shards), else None."""
+    from autox3d_tf.data.annotations import CLASS_MAP_FILENAME, ClassMap
+
+    if classes is not None:
+        return list(ClassMap.load(classes).names) if isinstance(classes, (str, os.PathLike)) else list(classes)
+    folder = os.path.dirname(os.path.abspath(os.fspath(source)))
+    path = os.path.join(folder, CLASS_MAP_FILENAME)
+    return list(ClassMap.load(path).names) if os.path.exists(path) else None
+
+
+@dataclass
+class DataInfo:
+    """What a dataset holds: examples (videos or records), class names, clip settings."""
+
+    num_examples: int
+    class_names: list[str]
+    clip: ClipSettings
+    kind: str  # "video" or "tfrecord"
+
+
+def _annotations(source: str, class_names: Sequence[str] | None, split: str | None):
+    from autox3d_tf.data.annotations import load_annotations
+
+    return load_annotations(source, split=split, classes=list(class_names) if class_names else None)
+
+
+def _count_records(pattern: str) -> int:
+    from autox3d_tf.data.pipeline import _tfrecord_files
+
+    return int(sum(1 for _ in tf.data.TFRecordDataset(_tfrecord_files(pattern))))
+
+
+def train_dataset(
+    source: str,
+    model: str,
+    clip: ClipSettings,
+    *,
+    batch_size: int,
+    class_names: Sequence[str] | str | None = None,
+    split: str | None = None,
+    seed: int | None = None,
+    shuffle_time: bool = False,
+    one_hot: bool = True,
+    repeat: bool = True,
+    flip: bool | None = None,
+) -> tuple[tf.data.Dataset, DataInfo]:
+    """Batched training clips ``(clip, one_hot_label)`` (or int labels) from video files or TFRecords.
+
+    The class names come from ``class_names`` or the data's ``classes.json`` (video annotations
+    build it when missing). With ``shuffle_time`` every clip's frames are permuted in time."""
+    from autox3d_tf.data.pipeline import tfrecord_dataset, video_dataset
+
+    source = os.fspath(source)
+    names = load_class_names(source, class_names)
+    kw = dict(frames=clip.frames, rate=clip.rate, crop=clip.train_crop, scale_range=clip.scale_range)
+    if is_tfrecord_source(source):
+        if not names:
+            raise ValueError(f"no class map for {source}: put classes.json beside the shards or pass class_names")
+        ds = tfrecord_dataset(source, model, batch_size=batch_size, seed=seed, repeat=repeat,
+                              flip=True if flip is None else flip, **kw)
+        info = DataInfo(_count_records(source), names, clip, "tfrecord")
+    else:
+        ann = _annotations(source, names, split)
+        ds = video_dataset(ann, model, batch_size=batch_size, seed=seed, repeat=repeat, flip=flip, **kw)
+        info = DataInfo(len(ann), list(ann.classes.names), clip, "video")
+    if shuffle_time:
+        ds = shuffle_frames(ds, None if seed is None else seed + 7919)
+    if one_hot:
+        depth = len(info.class_names)
+        ds = ds.map(lambda x, y: (x, tf.one_hot(y, depth)), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds, info
+
+
+def eval_dataset(
+    source: str,
+    model: str,
+    clip: ClipSettings,
+    *,
+    batch_size: int,
+    num_clips: int = 10,
+    num_crops: int = 3,
+    class_names: Sequence[str] | str | None = None,
+    split: str | None = None,
+    shuffle_time: bool = False,
+    seed: int | None = None,
+) -> tuple[tf.data.Dataset, DataInfo]:
+    """Evaluation views ``(clip, label, video_id)``: ``num_clips`` x ``num_crops`` per video at the
+    test crop, from video files or TFRecords (see ``autox3d_tf.data.video_eval_dataset``)."""
+    from autox3d_tf.data.pipeline import tfrecord_eval_dataset, video_eval_dataset
+
+    source = os.fspath(source)
+    names = load_class_names(source, class_names)
+    kw = dict(frames=clip.frames, rate=clip.rate, crop=clip.test_crop, num_clips=num_clips, num_crops=num_crops)
+    if is_tfrecord_source(source):
+        ds = tfrecord_eval_dataset(source, model, batch_size=batch_size, **kw)
+        info = DataInfo(_count_records(source), names or [], clip, "tfrecord")
+    else:
+        ann = _annotations(source, names, split)
+        ds = video_eval_dataset(ann, model, batch_size=batch_size, **kw)
+        info = DataInfo(len(ann), list(ann.classes.names), clip, "video")
+    if shuffle_time:
+        ds = shuffle_frames(ds, seed)
+    return ds, info

@@ -1,0 +1,310 @@
+"""``train``: one function behind ``training/train.py`` (and the demo), on ``model.fit``.
+
+    from autox3d_tf.training import train
+    result = train("data/train.csv", model="X3D_XS", out_dir="runs/xs", epochs=10, batch_size=8)
+    result.weights_path        # runs/xs/final.weights.h5
+
+A run folder holds everything the other scripts need:
+
+    run.json            model / spec / classes / clip settings / recipe / results
+    spec.json           the ArchSpec trained
+    final.weights.h5    the trained weights (load with :func:`load_trained_model`)
+    history.csv         one row per epoch (appended across restarts)
+    logs/               TensorBoard event files
+    backup/             keras.callbacks.BackupAndRestore state (weights, optimizer, epoch)
+
+Running ``train`` again with the same ``out_dir`` resumes from the last finished epoch (a killed
+run loses at most one epoch); a finished run is not trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import keras
+import tensorflow as tf
+
+from autox3d_tf.arch.spec import ArchSpec
+from autox3d_tf.data.pipeline import ClipSettings
+from autox3d_tf.models.builder import build_model
+from autox3d_tf.training import strategy as strategies
+from autox3d_tf.training.data import eval_dataset, resolve_clip, train_dataset
+from autox3d_tf.training.recipe import Recipe, build_optimizer, scaled_learning_rate
+
+__all__ = ["TrainResult", "train", "resolve_spec", "load_run", "load_trained_model", "precision_policy"]
+
+logger = logging.getLogger("autox3d_tf.training")
+
+RUN_FILE = "run.json"
+WEIGHTS_FILE = "final.weights.h5"
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did: the run folder, the trained model (logits), its Keras history."""
+
+    run_dir: str
+    model: keras.Model
+    history: dict
+    weights_path: str
+    config: dict
+    initial_epoch: int = 0
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def resolve_spec(model: str, spec: ArchSpec | str | os.PathLike | None) -> tuple[ArchSpec, str]:
+    """The architecture (``spec``: an ArchSpec or a JSON file; default the zoo ``model``'s) and
+    the canonical zoo name whose clip settings are the defaults."""
+    from autox3d_tf.zoo import canonical_name, get_spec
+
+    name = canonical_name(model)
+    if spec is None:
+        return get_spec(name), name
+    if isinstance(spec, ArchSpec):
+        return spec, name
+    return ArchSpec.load(os.fspath(spec)), name
+
+
+def precision_policy(mixed_precision: bool | str) -> str:
+    """Keras dtype policy for a ``mixed_precision`` flag: False -> "float32"; True -> "mixed_float16"
+    with a GPU, else "mixed_bfloat16"; a policy name is returned as is."""
+    if isinstance(mixed_precision, str):
+        if mixed_precision not in ("float32", "mixed_float16", "mixed_bfloat16"):
+            raise ValueError(f"unknown precision policy {mixed_precision!r}")
+        return mixed_precision
+    if not mixed_precision:
+        return "float32"
+    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+
+
+def tensorboard_available() -> bool:
+    """Whether ``tf.summary`` can write (TensorFlow >= 2.20 no longer installs tensorboard)."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _check_resume(run_dir: str, config: dict) -> None:
+    path = os.path.join(run_dir, RUN_FILE)
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        old = json.load(f)
+    for key in ("spec", "classes", "clip", "batch_size", "epochs", "shuffle_frames"):
+        if old.get(key) != config.get(key):
+            raise ValueError(
+                f"{run_dir} holds a different run ({key} differs: {old.get(key)!r} != {config.get(key)!r}); "
+                "use a new out_dir, or delete the old one"
+            )
+
+
+def _write_json(path: str, data: dict) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, default=str)
+    os.replace(tmp, path)
+
+
+def train(
+    train_data: str | os.PathLike,
+    *,
+    model: str = "X3D_XS",
+    spec: ArchSpec | str | os.PathLike | None = None,
+    out_dir: str | os.PathLike = "runs/train",
+    val_data: str | os.PathLike | None = None,
+    epochs: int = 10,
+    batch_size: int = 8,
+    steps_per_epoch: int | None = None,
+    learning_rate: float | None = None,
+    warmup_epochs: float | None = None,
+    recipe: Recipe = Recipe(),
+    frames: int | None = None,
+    rate: int | None = None,
+    crop: int | None = None,
+    test_crop: int | None = None,
+    scale_range: Sequence[int] | None = None,
+    classes: Sequence[str] | str | None = None,
+    train_split: str | None = None,
+    val_split: str | None = None,
+    shuffle_frames: bool = False,
+    mixed_precision: bool | str = False,
+    strategy: str | tf.distribute.Strategy = "auto",
+    init_weights: str | os.PathLike | None = None,
+    seed: int | None = 0,
+    verbose: int | str = "auto",
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> TrainResult:
+    """Trains a zoo model or an ``ArchSpec`` on a video dataset with the X3D recipe.
+
+    Args:
+      train_data: annotation file (Kinetics CSV, PySlowFast list, SSv2 JSON) or TFRecord shards.
+      model: zoo model: the architecture (unless ``spec``) and the default clip settings.
+      spec: an ``ArchSpec`` or a JSON file (e.g. a search result) to train instead of ``model``'s.
+      out_dir: the run folder (resumed when it holds an unfinished run of the same configuration).
+      val_data: optional validation data, scored once per epoch on one centre view per video.
+      epochs, batch_size: epochs and global batch size (split over the replicas).
+      steps_per_epoch: default: training examples // batch_size (at least 1).
+      learning_rate: peak learning rate; default ``recipe.base_learning_rate`` scaled to the batch.
+      warmup_epochs: linear warm-up; default ``recipe.warmup_fraction`` of the run.
+      recipe: momentum, weight decay (not on BatchNorm / biases), dropout, label smoothing...
+      frames, rate, crop, test_crop, scale_range: override the clip settings.
+      classes: class names or a class-map file (default: the data's ``classes.json``).
+      shuffle_frames: permute every clip's frames in time (train and validation): no motion.
+      mixed_precision: False, True (float16 on GPU, bfloat16 on CPU) or a Keras policy name.
+      strategy: "auto" (see :func:`~autox3d_tf.training.strategy.pick_strategy`), a name, or a strategy.
+      init_weights: ``.weights.h5`` to start from (layers whose shapes differ are skipped).
+      seed: seeds weights initialisation and the data pipeline.
+      verbose: ``model.fit`` verbosity (1: progress bar).
+      callbacks: extra Keras callbacks (run after the run's own).
+    """
+    t0 = time.time()
+    arch, zoo_name = resolve_spec(model, spec)
+    clip: ClipSettings = resolve_clip(zoo_name, arch if spec is not None else None, frames, rate, crop,
+                                      test_crop, scale_range)
+    if clip.train_crop < arch.total_stride:
+        raise ValueError(f"crop {clip.train_crop} is smaller than the network's stride {arch.total_stride}")
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+    dist = strategy if isinstance(strategy, tf.distribute.Strategy) else strategies.pick_strategy(strategy)
+    replicas = dist.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(f"batch_size {batch_size} is not a multiple of the {replicas} replicas")
+
+    train_ds, info = train_dataset(train_data, zoo_name, clip, batch_size=batch_size, class_names=classes,
+                                   split=train_split, seed=seed, shuffle_time=shuffle_frames)
+    num_classes = len(info.class_names)
+    if num_classes < 2:
+        raise ValueError(f"need at least 2 classes, the class map of {train_data} has {num_classes}")
+    steps = int(steps_per_epoch or max(info.num_examples // batch_size, 1))
+    total_steps = steps * epochs
+    peak = scaled_learning_rate(batch_size, recipe) if learning_rate is None else float(learning_rate)
+    warmup_steps = (int(round(warmup_epochs * steps)) if warmup_epochs is not None
+                    else int(round(recipe.warmup_fraction * total_steps)))
+    val_ds, val_steps = None, None
+    if val_data is not None:
+        views, val_info = eval_dataset(val_data, zoo_name, clip, batch_size=batch_size, num_clips=1, num_crops=1,
+                                class_names=info.class_names, split=val_split, shuffle_time=shuffle_frames,
+                                seed=None if seed is None else seed + 1)
+        # Repeated, with a fixed number of steps: Keras warns about datasets of unknown length.
+        val_ds = views.map(lambda x, y, _: (x, tf.one_hot(y, num_classes))).repeat()
+        val_steps = max(-(-val_info.num_examples // batch_size), 1)
+
+    policy = precision_policy(mixed_precision)
+    config = {
+        "model": zoo_name,
+        "spec": arch.to_dict(),
+        "classes": info.class_names,
+        "clip": asdict(clip),
+        "train_data": os.fspath(train_data),
+        "val_data": None if val_data is None else os.fspath(val_data),
+        "epochs": int(epochs),
+        "batch_size": int(batch_size),
+        "steps_per_epoch": steps,
+        "learning_rate": peak,
+        "warmup_steps": warmup_steps,
+        "recipe": recipe.to_dict(),
+        "shuffle_frames": bool(shuffle_frames),
+        "precision": policy,
+        "strategy": strategies.describe(dist),
+        "seed": seed,
+    }
+    run_dir = os.fspath(out_dir)
+    own_dir = strategies.task_dir(run_dir)
+    os.makedirs(own_dir, exist_ok=True)
+    _check_resume(own_dir, config)
+    _write_json(os.path.join(own_dir, RUN_FILE), {**config, "completed": False})
+    with open(os.path.join(own_dir, "spec.json"), "w", encoding="utf-8") as f:
+        f.write(arch.to_json() + "\n")
+
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        with dist.scope():
+            net = build_model(arch, input_shape=(clip.frames, None, None, 3), classes=num_classes,
+                              classifier_activation=None, dropout_rate=recipe.dropout_rate, name=arch.name)
+            if init_weights is not None:
+                net.load_weights(os.fspath(init_weights), skip_mismatch=True)
+            optimizer = build_optimizer(net, learning_rate=peak, batch_size=batch_size, total_steps=total_steps,
+                                        warmup_steps=warmup_steps, recipe=recipe)
+            net.compile(
+                optimizer=optimizer,
+                loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing),
+                metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
+                         keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5")],
+                jit_compile=False,
+            )
+        backup = keras.callbacks.BackupAndRestore(os.path.join(own_dir, "backup"), save_freq="epoch",
+                                                  delete_checkpoint=False)
+        own_callbacks = [
+            backup,
+            keras.callbacks.CSVLogger(os.path.join(own_dir, "history.csv"), append=True),
+        ]
+        if tensorboard_available():
+            own_callbacks.append(keras.callbacks.TensorBoard(os.path.join(own_dir, "logs"), update_freq="epoch"))
+        else:
+            logger.warning("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
+        history = net.fit(
+            train_ds,
+            epochs=epochs,
+            steps_per_epoch=steps,
+            validation_data=val_ds,
+            validation_steps=val_steps,
+            shuffle=False,  # the pipeline shuffles
+            callbacks=own_callbacks + list(callbacks),
+            verbose=verbose,
+        )
+        initial_epoch = int(getattr(net, "_initial_epoch", 0) or 0)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+    # A clean float32 copy of the weights (no optimizer state), loadable into the zoo model.
+    clean = build_model(arch, input_shape=(clip.frames, None, None, 3), classes=num_classes,
+                        classifier_activation="softmax", name=arch.name)
+    clean.set_weights([w for w in net.get_weights()])
+    weights_path = os.path.join(own_dir, WEIGHTS_FILE)
+    clean.save_weights(weights_path)
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    seconds = time.time() - t0
+    final = {k: v[-1] for k, v in hist.items() if v}
+    _write_json(os.path.join(own_dir, RUN_FILE),
+                {**config, "completed": True, "initial_epoch": initial_epoch, "final_metrics": final,
+                 "seconds": round(seconds, 1)})
+    return TrainResult(run_dir=own_dir, model=net, history=hist, weights_path=weights_path, config=config,
+                       initial_epoch=initial_epoch, seconds=seconds)
+
+
+def load_run(run_dir: str | os.PathLike) -> dict:
+    """The ``run.json`` of a run folder."""
+    path = os.path.join(os.fspath(run_dir), RUN_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{run_dir} is not a training run folder (no {RUN_FILE})")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load_trained_model(
+    run_dir: str | os.PathLike,
+    input_shape: Sequence[int | None] | None = None,
+    classifier_activation: str | None = "softmax",
+    weights: str | os.PathLike | None = None,
+) -> tuple[keras.Model, dict]:
+    """Rebuilds a run's model (float32, inference) with its trained weights.
+
+    ``input_shape`` defaults to ``(frames, test_crop, test_crop, 3)`` of the run's clip settings.
+    Returns ``(model, run_config)``."""
+    config = load_run(run_dir)
+    spec = ArchSpec.from_dict(config["spec"])
+    clip = config["clip"]
+    shape = tuple(input_shape) if input_shape is not None else (clip["frames"], clip["test_crop"], clip["test_crop"], 3)
+    net = build_model(spec, input_shape=shape, classes=len(config["classes"]),
+                      classifier_activation=classifier_activation, name=spec.name)
+    net.load_weights(os.fspath(weights) if weights else os.path.join(os.fspath(run_dir), WEIGHTS_FILE))
+    return net, config

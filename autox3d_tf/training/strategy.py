@@ -1,0 +1,101 @@
+"""Picking a ``tf.distribute`` strategy, and the chief / worker bookkeeping that goes with it.
+
+- ``TF_CONFIG`` with a cluster of more than one task: ``MultiWorkerMirroredStrategy`` (each worker
+  runs the same script; the chief writes the logs and the final weights).
+- otherwise, several visible accelerators (or, without any, several logical CPU devices, see
+  :func:`split_cpu`): ``MirroredStrategy`` over them.
+- otherwise: the default strategy (one device).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+__all__ = ["STRATEGIES", "pick_strategy", "split_cpu", "cluster_spec", "is_chief", "task_dir", "describe"]
+
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+
+
+def cluster_spec() -> dict | None:
+    """The parsed ``TF_CONFIG`` when it describes a cluster of more than one task, else None."""
+    raw = os.environ.get("TF_CONFIG", "").strip()
+    if not raw:
+        return None
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {err}") from None
+    cluster = config.get("cluster") or {}
+    tasks = sum(len(v) for k, v in cluster.items() if k in ("chief", "worker"))
+    return config if tasks > 1 else None
+
+
+def split_cpu(count: int) -> None:
+    """Splits the host CPU into ``count`` logical devices (for MirroredStrategy without GPUs, e.g.
+    tests). Must run before TensorFlow initialises its devices; a no-op when already so split."""
+    if count <= 1:
+        return
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have != count:
+            raise RuntimeError(
+                f"cannot split the CPU into {count} devices: TensorFlow is already initialised with {have}"
+            ) from None
+
+
+def _replica_devices() -> list[str]:
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        return [d.name for d in gpus]
+    return [d.name for d in tf.config.list_logical_devices("CPU")]
+
+
+def pick_strategy(kind: str = "auto") -> tf.distribute.Strategy:
+    """The strategy to train under.
+
+    Args:
+      kind: ``"auto"`` (multi-worker from ``TF_CONFIG``, else mirrored when several devices are
+        visible, else default), ``"default"``, ``"mirrored"`` (all visible GPUs, else all logical
+        CPUs) or ``"multi_worker"``.
+    """
+    if kind not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {kind!r}")
+    if kind == "multi_worker" or (kind == "auto" and cluster_spec() is not None):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    devices = _replica_devices()
+    if kind == "mirrored" or (kind == "auto" and len(devices) > 1):
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
+    """True except on the non-chief workers of a multi-worker cluster."""
+    config = cluster_spec()
+    if config is None:
+        return True
+    task = config.get("task") or {}
+    kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    if kind == "chief":
+        return True
+    has_chief = bool((config.get("cluster") or {}).get("chief"))
+    return kind == "worker" and index == 0 and not has_chief
+
+
+def task_dir(path: str) -> str:
+    """``path`` on the chief; a private ``path/workers/<type>_<index>`` folder on other workers, so
+    that workers never write the same files (Keras' callbacks are not multi-worker aware)."""
+    if is_chief():
+        return path
+    task = (cluster_spec() or {}).get("task") or {}
+    return os.path.join(path, "workers", f"{task.get('type', 'worker')}_{task.get('index', 0)}")
+
+
+def describe(strategy: tf.distribute.Strategy) -> str:
+    """``"MirroredStrategy, 2 replicas"``-style one-liner."""
+    return f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s)"
