@@ -35,6 +35,8 @@ def round_width(width: float, multiplier: float = 1.0, min_width: int = 8, divis
 
     The result is at least ``min_width`` and never more than 10% below the exact product.
     """
+    if not multiplier:
+        return int(width)
     exact = width * multiplier
     rounded = max(min_width, int(exact + divisor / 2) // divisor * divisor)
     if rounded < 0.9 * exact:

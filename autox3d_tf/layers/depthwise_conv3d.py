@@ -20,10 +20,16 @@ from keras import ops
 PaddingArg = str | int | Sequence[int] | Sequence[Sequence[int]]
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _triple(value: int | Sequence[int], name: str) -> tuple[int, int, int]:
-    if isinstance(value, int):
+    if _is_int(value):
         value = (value, value, value)
-    value = tuple(int(v) for v in value)
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or not all(_is_int(v) for v in value):
+        raise ValueError(f"`{name}` must be a positive int or a tuple of 3 positive ints, got {value!r}.")
+    value = tuple(value)
     if len(value) != 3 or any(v < 1 for v in value):
         raise ValueError(f"`{name}` must be a positive int or a tuple of 3 positive ints, got {value}.")
     return value  # type: ignore[return-value]
@@ -36,11 +42,18 @@ def _normalize_padding(padding: PaddingArg) -> str | tuple[tuple[int, int], ...]
         if padding not in ("same", "valid"):
             raise ValueError(f"`padding` must be 'same', 'valid' or explicit sizes, got '{padding}'.")
         return padding
-    if isinstance(padding, int):
+    if _is_int(padding):
         padding = (padding, padding, padding)
+    if not hasattr(padding, "__len__"):
+        raise ValueError(f"`padding` must be 'same', 'valid' or explicit sizes, got {padding!r}.")
     pairs = []
     for p in padding:
-        pair = (int(p), int(p)) if isinstance(p, int) else tuple(int(v) for v in p)
+        if _is_int(p):
+            pair = (p, p)
+        elif hasattr(p, "__len__") and all(_is_int(v) for v in p):
+            pair = tuple(p)
+        else:
+            raise ValueError(f"Explicit `padding` entries must be ints or (before, after) pairs >= 0, got {padding}.")
         if len(pair) != 2 or min(pair) < 0:
             raise ValueError(f"Explicit `padding` entries must be ints or (before, after) pairs >= 0, got {padding}.")
         pairs.append(pair)

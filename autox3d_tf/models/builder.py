@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import keras
+import numpy as np
 from keras import layers
 
 from autox3d_tf.arch.spec import SE_RATIO, ArchSpec, BlockSpec, round_width
@@ -48,8 +49,11 @@ def validate_input_shape(input_shape: Sequence[int | None] | None, spec: ArchSpe
     if input_shape is None:
         return (spec.input_frames, spec.input_size, spec.input_size, 3)
     try:
-        shape = tuple(None if d is None else int(d) for d in input_shape)
-    except (TypeError, ValueError):
+        shape = tuple(input_shape)
+        if not all(d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool)) for d in shape):
+            raise TypeError
+        shape = tuple(None if d is None else int(d) for d in shape)
+    except TypeError:
         raise ValueError(
             f"`input_shape` must be (frames, height, width, 3) with positive ints, got {input_shape!r}."
         ) from None
