@@ -41,6 +41,20 @@ def _replica_reduce(value, op):
     return ctx.all_reduce(op, value)
 
 
+def _multi_worker() -> bool:
+    strategy = tf.distribute.get_strategy()
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+
+
+def _for_keras(logs: dict) -> dict:
+    """Float logs; shape (1,) under multi-worker training, where Keras reduces them with
+    ``strategy.reduce(MEAN, axis=0)`` (which rejects scalars)."""
+    logs = {k: tf.cast(v, tf.float32) for k, v in logs.items()}
+    if _multi_worker():
+        logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+    return logs
+
+
 def _num_replicas() -> int:
     return tf.distribute.get_strategy().num_replicas_in_sync
 
@@ -61,7 +75,8 @@ class ArchitectureSearch(keras.Model):
             batch; set it to the per-replica batch to make N replicas equal to one replica
             with the global batch).
         check_replicas: also report ``replica_mismatch``, the spread across replicas of a hash
-            of the architecture each replica sampled (0 when all sampled the same).
+            of the architectures each replica sampled (sum of squared deviations from the
+            replica mean: 0 when all sampled the same).
 
     ``fit`` reports ``loss`` / ``accuracy`` (running, of the sampled architectures on the train
     batches), ``sample_loss`` / ``sample_accuracy`` / ``sample_gmacs`` (this step's sampled
@@ -118,6 +133,14 @@ class ArchitectureSearch(keras.Model):
 
     def build(self, input_shape=None):
         self.built = True
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Nothing to build symbolically: weights and both optimizers exist after `compile`.
+
+        (Keras' default reduces a first batch across replicas to build the model, which fails
+        for dict batches under MultiWorkerMirroredStrategy.)
+        """
+        return
 
     def build_all(self, input_shape=None) -> None:
         """Kept for compatibility: everything is built by the constructor and `compile`."""
@@ -227,9 +250,9 @@ class ArchitectureSearch(keras.Model):
         if self.check_replicas:
             weights_ = tf.cast(tf.range(1, self.space.num_decisions + 1) % 9973 + 1, tf.float32)
             code = tf.reduce_sum(tf.cast(tf.concat([arch, tf.reshape(archs, [-1])], 0), tf.float32) * tf.tile(weights_, [self.num_samples + 1]))
-            spread = _replica_reduce(code, tf.distribute.ReduceOp.MAX) - _replica_reduce(code, tf.distribute.ReduceOp.MIN)
-            logs["replica_mismatch"] = spread
-        return logs
+            deviation = code - _replica_reduce(code, tf.distribute.ReduceOp.MEAN)
+            logs["replica_mismatch"] = _replica_reduce(tf.square(deviation), tf.distribute.ReduceOp.SUM)
+        return _for_keras(logs)
 
     @tf.autograph.experimental.do_not_convert
     def test_step(self, data):
@@ -240,7 +263,7 @@ class ArchitectureSearch(keras.Model):
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(y, tf.int32), logits))
         self.loss_tracker.update_state(loss)
         self.accuracy_tracker.update_state(y, logits)
-        return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
+        return _for_keras({"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()})
 
     # ------------------------------------------------------------- results
     def derive(self, macs_target: float | None = None, tolerance: float = 0.05, samples: int = 4096, seed: int = 0):
