@@ -186,7 +186,8 @@ def time_keras(model, inputs: np.ndarray, runs: int = 10, warmup: int = 2) -> Ti
         out = fn(x)
         return [np.asarray(o) for o in tf.nest.flatten(out)]
 
-    return Timing(int(inputs.shape[0]), runs, warmup, _time_calls(call, runs, max(warmup, 1)))
+    warmup = max(warmup, 1)  # the first call traces the graph: never time it
+    return Timing(int(inputs.shape[0]), runs, warmup, _time_calls(call, runs, warmup))
 
 
 def time_torch(module, inputs: np.ndarray, runs: int = 10, warmup: int = 2) -> Timing:
@@ -377,11 +378,14 @@ def format_table(results: Sequence[BenchResult], markdown: bool = True) -> str:
     if not any(r.reference for r in results):
         header, rows = header[:4], [row[:4] for row in rows]
     widths = [max(len(x[i]) for x in [header, *rows]) for i in range(len(header))]
+
+    def cells(row: Sequence[str]) -> list[str]:
+        return [c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+
     if markdown:
         lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |"]
         lines.append("|" + "|".join("-" * (w + 1) + ":" if i else "-" * (w + 2) for i, w in enumerate(widths)) + "|")
-        lines += ["| " + " | ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) + " |" for row in rows]
+        lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
     else:
-        lines = ["  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths)))]
-        lines += ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
+        lines = ["  ".join(cells(row)) for row in [header, *rows]]
     return "\n".join(lines)

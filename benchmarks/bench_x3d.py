@@ -33,14 +33,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=7, help="timed calls per configuration (default 7)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
     parser.add_argument("--no-compare", action="store_true", help="ours only")
+    parser.add_argument(
+        "--omp-passive",
+        action="store_true",
+        help="OMP_WAIT_POLICY=PASSIVE for torch's OpenMP threads: on a loaded (shared) machine the default "
+        "spin-waiting makes pytorchvideo 10-50x slower with 2 threads; on an idle machine leave it off",
+    )
     parser.add_argument("--json", metavar="PATH", help="write all timings to this JSON file")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    models = [m.upper() for m in args.models] + (["L"] if args.large and "L" not in [m.upper() for m in args.models] else [])
+    models = [m.upper() for m in args.models]
+    if args.large and "L" not in models:
+        models.append("L")
     compare = not args.no_compare
+    if args.omp_passive:
+        if "torch" in sys.modules:  # pragma: no cover - libgomp reads it once, at load
+            print("bench_x3d: --omp-passive must take effect before torch is imported", file=sys.stderr)
+            return 2
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     bench.configure_threads(args.threads)  # before TensorFlow initialises
     if compare:
         try:
@@ -66,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nX3D CPU inference, {args.threads} threads, median of {args.runs} runs after {args.warmup} warm-up, "
         f"train clip of each model, random inputs; {platform.processor() or platform.machine()}, "
-        f"{bench.default_threads()} cores visible\n"
+        f"{bench.default_threads()} cores visible, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}\n"
     )
     print(bench.format_table(results, markdown=True))
     if args.json:
@@ -81,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             "keras": keras.__version__,
             "elapsed_s": elapsed,
             "platform": platform.platform(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         }
         if compare:
             import torch

@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="clip shape (default: the model's train clip)",
     )
     parser.add_argument("--compare", choices=(REFERENCE_NAME,), help="also time the reference implementation")
+    parser.add_argument(
+        "--omp-passive",
+        action="store_true",
+        help="OMP_WAIT_POLICY=PASSIVE for torch's OpenMP threads (much fairer to torch on a loaded machine)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
 
@@ -50,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
 
     if any(b < 1 for b in args.batch) or args.threads < 1 or args.runs < 1 or args.warmup < 0:
         return _error("--batch and --threads must be >= 1, --runs >= 1 and --warmup >= 0.")
+    if args.omp_passive:
+        import os
+
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read once, when torch loads libgomp
     try:
         from autox3d_tf.zoo import get_config
 
