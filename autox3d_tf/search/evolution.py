@@ -40,7 +40,14 @@ from autox3d_tf.arch.spec import ArchSpec
 from autox3d_tf.search.entropy_score import entropy_score
 from autox3d_tf.search.space import SearchSpace
 
-__all__ = ["Candidate", "NoFeasibleArchitectureError", "entropy_search", "mutate", "random_choices"]
+__all__ = [
+    "Candidate",
+    "NoFeasibleArchitectureError",
+    "counterpart_problem",
+    "entropy_search",
+    "mutate",
+    "random_choices",
+]
 
 DEFAULT_GENERATIONS = 100
 
@@ -189,7 +196,7 @@ def entropy_search(
     for spec in init_specs:
         choices = space.encode(spec)
         cand = evaluate(choices)
-        if cand is None and tuple(space.encode(space.decode(choices))) not in seen:
+        if cand is None and seen.get(tuple(choices)) is None:
             raise ValueError(f"init spec {spec.name!r} is over the budget or fails the constraint.")
         if cand is not None:
             pop.append(cand)
@@ -260,3 +267,30 @@ def entropy_search(
         f"{top.macs} MACs ({100 * top.macs / budget:.2f}% of budget)"
     )
     return top.spec.replace(name=name, notes=notes), history
+
+
+def counterpart_problem(variant: str, **space_overrides) -> tuple[SearchSpace, int, list[ArchSpec]]:
+    """The search problem of AutoX3D-``variant``: its X3D counterpart's clip, MACs and seed point.
+
+    Returns ``(space, budget, init_specs)``: ``autox3d_v1`` on the X3D train clip of ``variant``
+    (budget "L" for L, else "default"), the exact MACs of X3D-``variant`` on that clip (400 classes),
+    and ``[X3D-variant]`` when it is a point of the space (it is unless ``space_overrides`` remove its
+    block type or expansion). ``space_overrides`` go to ``autox3d_v1`` (e.g. ``block_types``).
+    """
+    from autox3d_tf.arch.x3d import X3D_VARIANTS, x3d_spec
+    from autox3d_tf.search.space import autox3d_v1
+
+    key = variant.upper()
+    if key not in X3D_VARIANTS or key == "XL":
+        raise ValueError(f"Unknown AutoX3D variant {variant!r}; valid variants are ['XS', 'S', 'M', 'L'].")
+    x3d = x3d_spec(key)
+    space = autox3d_v1(
+        "L" if key == "L" else "default",
+        input_frames=x3d.input_frames,
+        input_size=x3d.input_size,
+        classes=400,
+        **space_overrides,
+    )
+    budget = spec_macs(x3d, classes=400)
+    init = [x3d] if space.contains(x3d) else []
+    return space, int(budget), init

@@ -41,6 +41,20 @@ from autox3d_tf.search.space import SearchSpace
 GROUP = 8  # channels per group in fair width selection
 
 
+def _fresh(initializer):
+    """A new instance of a (module-level) Keras initializer, with its own default seed.
+
+    Keras 3 gives a seed-less random initializer a fixed integer seed when it is created, so
+    one shared instance draws the same values for every weight of the same shape (and ignores
+    ``keras.utils.set_random_seed`` when created at import). A fresh instance per weight draws
+    its seed from Python's RNG, which ``set_random_seed`` controls.
+    """
+    config = initializer.get_config()
+    if "seed" in config:
+        config["seed"] = None
+    return initializer.__class__.from_config(config)
+
+
 def _slug(block_type: str) -> str:
     """A block type as a weight-name fragment ("2+1d" -> "2p1d")."""
     return block_type.replace("+", "p")
@@ -112,7 +126,7 @@ class _Net(keras.layers.Layer):
     """Shared helpers: weight creation and the raw ops on 4-D activations."""
 
     def _pointwise_weight(self, name: str, cin: int, cout: int):
-        return self.add_weight(name=name, shape=(1, 1, cin, cout), initializer=CONV_INIT)
+        return self.add_weight(name=name, shape=(1, 1, cin, cout), initializer=_fresh(CONV_INIT))
 
     def _bn_weights(self, name: str, c: int, zero_gamma: bool = False):
         gamma = self.add_weight(name=f"{name}_gamma", shape=(c,), initializer="zeros" if zero_gamma else "ones")
@@ -180,15 +194,15 @@ class SearchableBlock(_Net):
         self.branch_bns = []
         for t in self.block_types:
             kernels = [
-                self.add_weight(name=f"conv_b_{_slug(t)}_{i}_kernel", shape=(*k, inner, 1), initializer=DEPTHWISE_INIT)
+                self.add_weight(name=f"conv_b_{_slug(t)}_{i}_kernel", shape=(*k, inner, 1), initializer=_fresh(DEPTHWISE_INIT))
                 for i, k in enumerate(BLOCK_KERNELS[t])
             ]
             self.branch_kernels.append(kernels)
             self.branch_bns.append(self._bn_weights(f"bn_b_{_slug(t)}", inner))
         if self.has_se:
-            self.se_reduce_kernel = self.add_weight(name="se_reduce_kernel", shape=(inner, self.se_width), initializer=CONV_INIT)
+            self.se_reduce_kernel = self.add_weight(name="se_reduce_kernel", shape=(inner, self.se_width), initializer=_fresh(CONV_INIT))
             self.se_reduce_bias = self.add_weight(name="se_reduce_bias", shape=(self.se_width,), initializer="zeros")
-            self.se_expand_kernel = self.add_weight(name="se_expand_kernel", shape=(self.se_width, inner), initializer=CONV_INIT)
+            self.se_expand_kernel = self.add_weight(name="se_expand_kernel", shape=(self.se_width, inner), initializer=_fresh(CONV_INIT))
             self.se_expand_bias = self.add_weight(name="se_expand_bias", shape=(inner,), initializer="zeros")
         self.conv_c = self._pointwise_weight("conv_c_kernel", inner, self.width)
         self.bn_c = self._bn_weights("bn_c", self.width, zero_gamma=True)
@@ -315,10 +329,10 @@ class SuperNet(_Net):
 
     def build(self, input_shape=None):
         space = self.space
-        self.stem_conv = self.add_weight(name="stem_conv_spatial_kernel", shape=(3, 3, 3, space.stem_width), initializer=CONV_INIT)
+        self.stem_conv = self.add_weight(name="stem_conv_spatial_kernel", shape=(3, 3, 3, space.stem_width), initializer=_fresh(CONV_INIT))
         k = space.stem_temporal_kernel
         self.stem_temporal = self.add_weight(
-            name="stem_conv_temporal_kernel", shape=(k, 1, 1, space.stem_width, 1), initializer=DEPTHWISE_INIT
+            name="stem_conv_temporal_kernel", shape=(k, 1, 1, space.stem_width, 1), initializer=_fresh(DEPTHWISE_INIT)
         )
         self.stem_bn = self._bn_weights("stem_bn", space.stem_width)
         for _, _, block in self.blocks:
@@ -328,10 +342,10 @@ class SuperNet(_Net):
         features = space.head_width
         if space.head_hidden:
             self.head_dense = self.add_weight(
-                name="head_dense_kernel", shape=(space.head_width, space.head_hidden), initializer=CONV_INIT
+                name="head_dense_kernel", shape=(space.head_width, space.head_hidden), initializer=_fresh(CONV_INIT)
             )
             features = space.head_hidden
-        self.classifier_kernel = self.add_weight(name="predictions_kernel", shape=(features, space.classes), initializer=HEAD_INIT)
+        self.classifier_kernel = self.add_weight(name="predictions_kernel", shape=(features, space.classes), initializer=_fresh(HEAD_INIT))
         self.classifier_bias = self.add_weight(name="predictions_bias", shape=(space.classes,), initializer="zeros")
         self.built = True
 

@@ -198,7 +198,7 @@ class ArchitectureSearch(keras.Model):
                 'ArchitectureSearch.fit expects batches {"train": (x, y), "held_out": (x, y)}; see search_dataset().'
             )
         (x, y), (xv, yv) = data["train"][:2], data["held_out"][:2]
-        step = self.optimizer.iterations
+        step = tf.identity(self.optimizer.iterations.value)  # read now, before the update increments it
         replicas = _num_replicas()
 
         # 1. weights, one sampled architecture (the same on every replica)
