@@ -216,6 +216,7 @@ def train(
         "strategy": strategies.describe(dist),
         "seed": seed,
     }
+    config = json.loads(json.dumps(config, default=str))  # as it reads back from run.json
     run_dir = os.fspath(out_dir)
     own_dir = strategies.task_dir(run_dir)
     os.makedirs(own_dir, exist_ok=True)
@@ -232,9 +233,13 @@ def train(
                               classifier_activation=None, dropout_rate=recipe.dropout_rate, name=arch.name)
             if init_weights is not None:
                 net.load_weights(os.fspath(init_weights), skip_mismatch=True)
-            optimizer = build_optimizer(net, learning_rate=peak, batch_size=batch_size, total_steps=total_steps,
+            trained = net
+            if policy != "float32":  # float32 logits for the loss and metrics (Keras' mixed-precision advice)
+                logits = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(net.output)
+                trained = keras.Model(net.input, logits, name=net.name)
+            optimizer = build_optimizer(trained, learning_rate=peak, batch_size=batch_size, total_steps=total_steps,
                                         warmup_steps=warmup_steps, recipe=recipe)
-            net.compile(
+            trained.compile(
                 optimizer=optimizer,
                 loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing),
                 metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
@@ -251,7 +256,7 @@ def train(
             own_callbacks.append(keras.callbacks.TensorBoard(os.path.join(own_dir, "logs"), update_freq="epoch"))
         else:
             logger.warning("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
-        history = net.fit(
+        history = trained.fit(
             train_ds,
             epochs=epochs,
             steps_per_epoch=steps,
@@ -261,7 +266,7 @@ def train(
             callbacks=own_callbacks + list(callbacks),
             verbose=verbose,
         )
-        initial_epoch = int(getattr(net, "_initial_epoch", 0) or 0)
+        initial_epoch = int(getattr(trained, "_initial_epoch", 0) or 0)
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
@@ -277,7 +282,7 @@ def train(
     _write_json(os.path.join(own_dir, RUN_FILE),
                 {**config, "completed": True, "initial_epoch": initial_epoch, "final_metrics": final,
                  "seconds": round(seconds, 1)})
-    return TrainResult(run_dir=own_dir, model=net, history=hist, weights_path=weights_path, config=config,
+    return TrainResult(run_dir=own_dir, model=trained, history=hist, weights_path=weights_path, config=config,
                        initial_epoch=initial_epoch, seconds=seconds)
 
 
