@@ -72,6 +72,7 @@ class BenchResult:
     input_shape: tuple[int, int, int, int]
     threads: int
     ours: Timing
+    folded: Timing | None = None
     reference: Timing | None = None
     reference_name: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -83,6 +84,13 @@ class BenchResult:
             return None
         return self.ours.median_ms / self.reference.median_ms
 
+    @property
+    def folded_ratio(self) -> float | None:
+        """ours with BatchNorm folded (`fuse_for_inference`) / reference median latency."""
+        if self.reference is None or self.folded is None:
+            return None
+        return self.folded.median_ms / self.reference.median_ms
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
@@ -90,6 +98,8 @@ class BenchResult:
             "input_shape": list(self.input_shape),
             "threads": self.threads,
             "ours": self.ours.to_dict(),
+            "folded": None if self.folded is None else self.folded.to_dict(),
+            "folded_ratio": self.folded_ratio,
             "reference": None if self.reference is None else self.reference.to_dict(),
             "reference_name": self.reference_name,
             "ratio": self.ratio,
@@ -212,7 +222,7 @@ def time_torch(module, inputs: np.ndarray, runs: int = 10, warmup: int = 2) -> T
 # --------------------------------------------------------------------------------------------
 
 
-def _install_torchvision_stub() -> None:
+def install_torchvision_stub() -> None:
     """pytorchvideo's model code imports ``torchvision.ops.RoIAlign`` (detection heads only).
 
     torchvision may not be installable next to torch (DESIGN.md section 10); when it is missing,
@@ -258,7 +268,7 @@ def check_reference_available(model_name: str) -> str:
         missing.append("torch")
     if not missing:
         try:
-            _install_torchvision_stub()
+            install_torchvision_stub()
             import pytorchvideo.models.x3d  # noqa: F401
         except ImportError as err:
             missing.append(f"pytorchvideo ({err})")
@@ -306,6 +316,7 @@ def benchmark(
     compare: bool = False,
     input_shape: Sequence[int] | None = None,
     seed: int = 0,
+    folded: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> list[BenchResult]:
     """Times ``model_name`` at each batch size (and pytorchvideo's X3D when ``compare``).
@@ -320,6 +331,7 @@ def benchmark(
         compare: also time the pytorchvideo reference on the same values.
         input_shape: ``(T, H, W)`` or ``(T, H, W, 3)``; default the model's train clip.
         seed: seed of the random inputs.
+        folded: also time the inference graph with BatchNorm folded (`fuse_for_inference`).
         log: optional progress callback.
     """
     from autox3d_tf.zoo import get_config, get_model
@@ -336,12 +348,21 @@ def benchmark(
     model = get_model(config.name, input_shape=shape)
     say = log or (lambda _msg: None)
 
+    fused = None
+    if folded:
+        from autox3d_tf.models import fuse_for_inference
+
+        fused = fuse_for_inference(model)
     results = []
     for batch in batches:
+        inputs = make_inputs(batch, shape, seed)
         say(f"{config.name} batch {batch}: ours")
-        timing = time_keras(model, make_inputs(batch, shape, seed), runs=runs, warmup=warmup)
-        results.append(BenchResult(config.name, int(batch), shape, threads, timing))
-    del model
+        result = BenchResult(config.name, int(batch), shape, threads, time_keras(model, inputs, runs=runs, warmup=warmup))
+        if fused is not None:
+            say(f"{config.name} batch {batch}: ours, BatchNorm folded")
+            result.folded = time_keras(fused, inputs, runs=runs, warmup=warmup)
+        results.append(result)
+    del model, fused
 
     if compare:
         configure_torch_threads(threads)
@@ -362,21 +383,26 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 def format_table(results: Sequence[BenchResult], markdown: bool = True) -> str:
     """A table: model, batch, ours ms, clips/s, reference ms, clips/s, ratio ours/reference."""
     ref_name = next((r.reference_name for r in results if r.reference_name), REFERENCE_NAME)
-    header = ["model", "batch", "ours ms", "ours clips/s", f"{ref_name} ms", f"{ref_name} clips/s", "ratio ours/ref"]
+    header = [
+        "model", "batch", "ours ms", "ours clips/s", "folded ms", f"{ref_name} ms", f"{ref_name} clips/s",
+        "ratio ours/ref", "ratio folded/ref",
+    ]  # fmt: skip
     rows = [
         [
             r.model,
             str(r.batch),
             _fmt(r.ours.median_ms),
             _fmt(r.ours.throughput, 2),
+            _fmt(r.folded.median_ms if r.folded else None),
             _fmt(r.reference.median_ms if r.reference else None),
             _fmt(r.reference.throughput if r.reference else None, 2),
             _fmt(r.ratio, 3),
+            _fmt(r.folded_ratio, 3),
         ]
         for r in results
     ]
-    if not any(r.reference for r in results):
-        header, rows = header[:4], [row[:4] for row in rows]
+    keep = [i for i, h in enumerate(header) if i < 4 or any(row[i] != "-" for row in rows)]
+    header, rows = [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
     widths = [max(len(x[i]) for x in [header, *rows]) for i in range(len(header))]
 
     def cells(row: Sequence[str]) -> list[str]:

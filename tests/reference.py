@@ -1,8 +1,9 @@
 """Access to the independent PyTorch reference (pytorchvideo, fvcore) for parity tests.
 
 torchvision cannot be installed here; pytorchvideo's model code imports only
-``torchvision.ops.RoIAlign`` (for detection heads X3D never uses), so a stand-in module that
-raises if that class is ever instantiated is registered before pytorchvideo is imported.
+``torchvision.ops.RoIAlign`` (for detection heads X3D never uses), so the stand-in module of
+`autox3d_tf.bench` (its RoIAlign raises if ever instantiated) is registered before pytorchvideo
+is imported.
 
 Without torch the reference tests skip, unless ``AUTOX3D_REQUIRE_REFERENCE=1`` (set by
 ``make test``), in which case they fail: CI must never pass by skipping them.
@@ -11,32 +12,10 @@ Without torch the reference tests skip, unless ``AUTOX3D_REQUIRE_REFERENCE=1`` (
 from __future__ import annotations
 
 import os
-import sys
-import types
 
 import pytest
 
-
-def _install_torchvision_stub() -> None:
-    if "torchvision" in sys.modules:
-        return
-    try:
-        import torchvision  # noqa: F401
-
-        return
-    except ImportError:
-        pass
-
-    class RoIAlign:  # pragma: no cover - never used by X3D
-        def __init__(self, *args, **kwargs):
-            raise RuntimeError("torchvision is not installed; RoIAlign is a test stand-in.")
-
-    tv = types.ModuleType("torchvision")
-    ops = types.ModuleType("torchvision.ops")
-    ops.RoIAlign = RoIAlign
-    tv.ops = ops
-    sys.modules["torchvision"] = tv
-    sys.modules["torchvision.ops"] = ops
+from autox3d_tf.bench import install_torchvision_stub
 
 
 def require(module: str):
@@ -52,7 +31,7 @@ def require(module: str):
 def pytorchvideo_x3d():
     """Returns pytorchvideo's ``create_x3d`` (with the torchvision stand-in in place)."""
     require("torch")
-    _install_torchvision_stub()
+    install_torchvision_stub()
     x3d = require("pytorchvideo.models.x3d")
     return x3d.create_x3d
 
