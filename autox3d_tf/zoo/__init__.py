@@ -6,6 +6,7 @@
 
 from autox3d_tf.zoo.registry import ModelConfig, canonical_name, get_config, get_model, get_spec, list_models
 from autox3d_tf.zoo.x3d import X3D_L, X3D_M, X3D_S, X3D_XL, X3D_XS
+from autox3d_tf.zoo.autox3d import AutoX3D_L, AutoX3D_M, AutoX3D_S, AutoX3D_XS, autox3d_spec
 
 __all__ = [
     "X3D_XS",
@@ -13,6 +14,11 @@ __all__ = [
     "X3D_M",
     "X3D_L",
     "X3D_XL",
+    "AutoX3D_XS",
+    "AutoX3D_S",
+    "AutoX3D_M",
+    "AutoX3D_L",
+    "autox3d_spec",
     "ModelConfig",
     "canonical_name",
     "get_config",
