@@ -35,6 +35,8 @@ flags.DEFINE_bool("json", False, "Print export.json.")
 
 def main(argv: list[str]) -> int:
     """Exports with :func:`autox3d_tf.export.export_run` / ``export_model``; prints what it wrote."""
+    if not FLAGS.is_parsed():  # called directly, not through app.run: argv[0] is the program name
+        argv = FLAGS(list(argv))
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     tflite = {"auto": "auto", "true": True, "false": False}[FLAGS.tflite]

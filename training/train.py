@@ -54,6 +54,8 @@ flags.DEFINE_bool("json", False, "Print the result as JSON.")
 
 def main(argv: list[str]) -> int:
     """Runs :func:`autox3d_tf.training.train` with the flags; prints a summary."""
+    if not FLAGS.is_parsed():  # called directly, not through app.run: argv[0] is the program name
+        argv = FLAGS(list(argv))
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.train_data:

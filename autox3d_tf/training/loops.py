@@ -246,6 +246,9 @@ def train(
                          keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5")],
                 jit_compile=False,
             )
+        if isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy):
+            logger.warning("Keras %s: model.fit under MultiWorkerMirroredStrategy is broken upstream "
+                           "(keras-team/keras#20585); this run may fail", keras.__version__)
         backup = keras.callbacks.BackupAndRestore(os.path.join(own_dir, "backup"), save_freq="epoch",
                                                   delete_checkpoint=False)
         own_callbacks = [
