@@ -9,11 +9,13 @@ sampled; it writes them as JSON.
 supernet weights, the logits, both optimizers' states (momentum, Adam moments and their
 iteration counters; the weight optimizer's counter is also the RNG step that keys every random
 draw) and the epoch, with ``tf.train.Checkpoint``. At ``on_train_begin`` it restores the latest
-checkpoint and makes ``fit`` start at the saved epoch. ``keras.callbacks.BackupAndRestore``
-is not enough here: it saves ``model.save_weights`` (which does hold both optimizers once built)
-but restores at epoch granularity only through ``save_weights``' h5 layout and does not write
-under MultiWorkerMirroredStrategy's chief/worker convention; this callback does both and is
-what ``training/search.py`` uses.
+checkpoint and makes ``fit`` start at the saved epoch.
+
+``keras.callbacks.BackupAndRestore`` works too (tested): `ArchitectureSearch.compile` builds both
+optimizers, and ``Model.save_weights`` stores every tracked optimizer's variables, iteration
+counters included. `SearchCheckpoint` adds step-based saving with an explicit epoch counter,
+keeps several checkpoints, and follows the MultiWorkerMirroredStrategy convention (every
+worker saves, only the chief into ``directory``).
 """
 
 from __future__ import annotations

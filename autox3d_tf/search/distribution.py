@@ -85,8 +85,8 @@ class ArchDistribution(keras.layers.Layer):
         k = 0
         for s, depth in enumerate(space.max_depths):
             for b in range(depth):
-                t = blocks[k]
                 i = space.block_decision_index(s, b)
+                t = blocks[k][:, :, : space.decisions[i].size]  # no skip entry for a stage's first block
                 if b == 0:
                     tables[k, : t.shape[0], : t.shape[1], : t.shape[2], : t.shape[3], : t.shape[4]] = t
                     cols[k] = (s - 1 if s > 0 else d, s, i, i + 1, i + 2)

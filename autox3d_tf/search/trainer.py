@@ -74,6 +74,10 @@ class ArchitectureSearch(keras.Model):
         bn_group_size: clips per BatchNorm statistics group (default: the whole per-replica
             batch; set it to the per-replica batch to make N replicas equal to one replica
             with the global batch).
+        centered: subtract the uniform weight 1/K from the importance weights (a control
+            variate: ``sum_k log p(arch_k) / K`` has zero expected gradient, so the expected
+            update is unchanged, but K architectures with equal scores give exactly no update
+            instead of a random push that Adam's normalisation turns into a drift).
         check_replicas: also report ``replica_mismatch``, the spread across replicas of a hash
             of the architectures each replica sampled (sum of squared deviations from the
             replica mean: 0 when all sampled the same).
@@ -96,6 +100,7 @@ class ArchitectureSearch(keras.Model):
         seed: int = 0,
         bn_group_size: int | None = None,
         check_replicas: bool = False,
+        centered: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -111,6 +116,7 @@ class ArchitectureSearch(keras.Model):
         self.warmup_steps = int(warmup_steps)
         self.seed = int(seed)
         self.check_replicas = bool(check_replicas)
+        self.centered = bool(centered)
         self.supernet = SuperNet(space, bn_group_size=bn_group_size, name="supernet")
         self.supernet.build()
         self.distribution = ArchDistribution(space, name="distribution")
@@ -223,7 +229,11 @@ class ArchitectureSearch(keras.Model):
         macs = tf.cast(self.distribution.macs(archs), tf.float32)
         hinge = tf.nn.relu(macs / self.macs_target - 1.0)
         score = tf.where(valid, -(losses + self.penalty * hinge), -1e9)
-        importance = tf.stop_gradient(tf.nn.softmax(score) * tf.cast(valid, tf.float32))
+        importance = tf.nn.softmax(score) * tf.cast(valid, tf.float32)
+        if self.centered:
+            n = tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32)), 1.0)
+            importance = (importance - 1.0 / n) * tf.cast(valid, tf.float32)
+        importance = tf.stop_gradient(importance)
         with tf.GradientTape() as arch_tape:
             objective = -tf.reduce_sum(importance * self.distribution.log_prob(archs)) / replicas
         arch_grad = arch_tape.gradient(objective, self.distribution.logits)
