@@ -239,6 +239,36 @@ class SearchSpace:
         )
         return int(constant), head, blocks
 
+    def extreme_choices(self, largest: bool = True) -> list[int]:
+        """The choices of the most (or least) expensive architecture of the space.
+
+        Every block's cost grows with each of its width, expansion and attention choices and
+        the type order by cost does not depend on them, so picking each decision's largest (or
+        smallest) cost candidate gives the space's maximum (minimum) MACs.
+        """
+        sizes = self._sizes()
+        w = max(self.stage_widths[0])
+        type_cost = [
+            block_macs(self.input_frames, sizes[1], w, w, 1, BlockSpec(t, self.expansions[0], "none"))[0]
+            for t in self.block_types
+        ]
+        pick = max if largest else min
+        choices = []
+        for d in self.decisions:
+            if d.kind == "width":
+                choices.append(d.candidates.index(pick(d.candidates)))
+            elif d.kind == "expansion":
+                choices.append(d.candidates.index(pick(d.candidates)))
+            elif d.kind == "attention":
+                order = [c == "se" for c in d.candidates]
+                choices.append(order.index(largest) if largest in order else 0)
+            elif not largest and SKIP in d.candidates:
+                choices.append(d.candidates.index(SKIP))
+            else:
+                costs = type_cost
+                choices.append(int(np.argmax(costs) if largest else np.argmin(costs)))
+        return choices
+
     def arch_macs(self, choices: Sequence[int]) -> int:
         """MACs of the architecture a choice vector describes (via its `ArchSpec`)."""
         from autox3d_tf.arch.macs import spec_macs

@@ -19,8 +19,8 @@ before the importance weights, so every replica applies the same update.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
-from keras import ops
 
 from autox3d_tf.search.distribution import ArchDistribution
 from autox3d_tf.search.space import SearchSpace
