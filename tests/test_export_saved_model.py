@@ -25,6 +25,9 @@ from autox3d_tf.export import export_model, export_saved_model, find_xla_ops, gr
 from autox3d_tf.preprocessing import preprocess_input  # noqa: E402
 from autox3d_tf.zoo import X3D_XS, get_spec  # noqa: E402
 
+# The module's fixture exports (with TFLite) and runs a client process: about 80 s on 2 cores.
+pytestmark = pytest.mark.slow
+
 SHAPE = (4, 64, 64, 3)
 CLASSES = ["moving right", "moving left", "growing", "shrinking", "rotating"]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}

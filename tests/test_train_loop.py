@@ -82,6 +82,7 @@ def test_train_writes_a_complete_run(data, tmp_path):
               verbose=0)
 
 
+@pytest.mark.slow
 def test_script_mirrored_mixed_precision_shuffled_frames(data, tmp_path):
     """training/train.py on 2 logical CPU devices: MirroredStrategy, mixed_bfloat16, no-motion control."""
     out = tmp_path / "run"
