@@ -20,6 +20,8 @@ setup(
     ],
     extras_require={
         "plots": ["matplotlib"],
+        "train": ["tensorboard", "matplotlib"],
+        "serving": ["tensorflow-serving-api"],
         "reference": ["torch==2.13.0", "pytorchvideo", "fvcore"],
         "test": ["pytest", "matplotlib"],
     },
