@@ -26,82 +26,130 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("variant", None, ["XS", "S", "M", "L"], "Search under the budget and clip of this X3D model.")
-flags.DEFINE_integer("macs_budget", None, "MACs budget (default with --variant: the X3D counterpart's exact MACs).")
-flags.DEFINE_integer("frames", None, "Clip length the MACs refer to (default: the variant's, else 16).")
-flags.DEFINE_integer("size", None, "Crop size the MACs refer to (default: the variant's, else 224).")
-flags.DEFINE_enum("space_budget", None, ["default", "L"], "autox3d-v1 depth budget (default: L for --variant=L).")
-flags.DEFINE_list("block_types", None, "Restrict the block types (e.g. 3x3x3,1x3x3,2+1d); default: all five.")
-flags.DEFINE_integer("population", 256, "Population size.")
-flags.DEFINE_integer("generations", 200, "Generations.")
-flags.DEFINE_integer("mutations", 2, "Decisions mutated per child.")
-flags.DEFINE_integer("seed", 0, "Random seed (the search is deterministic under it).")
-flags.DEFINE_float("min_fraction", 0.95, "The result costs at least this fraction of the budget.")
-flags.DEFINE_bool("init_x3d", True, "With --variant: put the X3D counterpart in the first population.")
-flags.DEFINE_string("name", None, "Name of the resulting spec (default autox3d_<variant> or autox3d_entropy).")
-flags.DEFINE_string("output", None, "Write the resulting ArchSpec JSON here.")
-flags.DEFINE_string("history", None, "Write the per-generation history JSON here.")
-flags.DEFINE_bool("quiet", False, "No progress lines.")
 
 
-def run(argv=None) -> int:
-    del argv
+def define_flags() -> None:
+    """Defines this script's flags (called only when run as a script, so importing defines nothing)."""
+    flags.DEFINE_enum("variant", None, ["XS", "S", "M", "L"], "Search under the budget and clip of this X3D model.")
+    flags.DEFINE_integer("macs_budget", None, "MACs budget (default with --variant: the X3D counterpart's exact MACs).")
+    flags.DEFINE_integer("frames", None, "Clip length the MACs refer to (without --variant; default 16).")
+    flags.DEFINE_integer("size", None, "Crop size the MACs refer to (without --variant; default 224).")
+    flags.DEFINE_enum("space_budget", None, ["default", "L"], "autox3d-v1 depth budget (without --variant).")
+    flags.DEFINE_list("block_types", None, "Restrict the block types (e.g. 3x3x3,1x3x3,2+1d); default: all five.")
+    flags.DEFINE_integer("population", 256, "Population size.")
+    flags.DEFINE_integer("generations", 200, "Generations.")
+    flags.DEFINE_integer("mutations", 2, "Decisions mutated per child.")
+    flags.DEFINE_integer("seed", 0, "Random seed (the search is deterministic under it).")
+    flags.DEFINE_float("min_fraction", 0.95, "The result costs at least this fraction of the budget.")
+    flags.DEFINE_bool("init_x3d", True, "With --variant: put the X3D counterpart in the first population.")
+    flags.DEFINE_string("name", None, "Name of the resulting spec (default autox3d_<variant> or autox3d_entropy).")
+    flags.DEFINE_string("output", None, "Write the resulting ArchSpec JSON here.")
+    flags.DEFINE_string("history", None, "Write the per-generation history JSON here.")
+    flags.DEFINE_bool("quiet", False, "No progress lines.")
+
+
+def search_and_save(
+    variant: str | None = None,
+    *,
+    macs_budget: int | None = None,
+    frames: int | None = None,
+    size: int | None = None,
+    space_budget: str | None = None,
+    block_types=None,
+    population: int = 256,
+    generations: int = 200,
+    mutations: int = 2,
+    seed: int = 0,
+    min_fraction: float = 0.95,
+    init_x3d: bool = True,
+    name: str | None = None,
+    output: str | None = None,
+    history_path: str | None = None,
+    quiet: bool = False,
+):
+    """The whole script as a function (for `training/search.py --method entropy`): returns (spec, history).
+
+    Raises ValueError on inconsistent arguments (e.g. --variant with --frames).
+    """
     from autox3d_tf.arch.macs import spec_macs
     from autox3d_tf.search.evolution import counterpart_problem, entropy_search
     from autox3d_tf.search.space import autox3d_v1
 
     overrides = {}
-    if FLAGS.block_types:
-        overrides["block_types"] = tuple(FLAGS.block_types)
-    if FLAGS.variant:
-        if FLAGS.frames or FLAGS.size or FLAGS.space_budget:
-            print("search_entropy: --variant fixes the clip and space; drop --frames/--size/--space_budget", file=sys.stderr)
-            return 2
-        space, budget, init = counterpart_problem(FLAGS.variant, **overrides)
-        budget = FLAGS.macs_budget or budget
-        if not FLAGS.init_x3d:
+    if block_types:
+        overrides["block_types"] = tuple(block_types)
+    if variant:
+        if frames or size or space_budget:
+            raise ValueError("--variant fixes the clip and space; drop --frames/--size/--space_budget")
+        space, budget, init = counterpart_problem(variant, **overrides)
+        budget = macs_budget or budget
+        if not init_x3d:
             init = []
-        name = FLAGS.name or f"autox3d_{FLAGS.variant.lower()}"
+        name = name or f"autox3d_{variant.lower()}"
     else:
-        if not FLAGS.macs_budget:
-            print("search_entropy: give --variant or --macs_budget", file=sys.stderr)
-            return 2
-        space = autox3d_v1(
-            FLAGS.space_budget or "default", input_frames=FLAGS.frames or 16, input_size=FLAGS.size or 224, **overrides
-        )
-        budget, init, name = FLAGS.macs_budget, [], FLAGS.name or "autox3d_entropy"
+        if not macs_budget:
+            raise ValueError("give --variant or --macs_budget")
+        space = autox3d_v1(space_budget or "default", input_frames=frames or 16, input_size=size or 224, **overrides)
+        budget, init, name = macs_budget, [], name or "autox3d_entropy"
     init = [s for s in init if spec_macs(s, classes=space.classes) <= budget]
 
     print(
         f"search_entropy: {space.name} on {space.input_frames}x{space.input_size}x{space.input_size}, "
-        f"budget {budget} MACs ({budget / 1e9:.4f} G), population {FLAGS.population}, "
-        f"generations {FLAGS.generations}, seed {FLAGS.seed}, block types {list(space.block_types)}",
+        f"budget {budget} MACs ({budget / 1e9:.4f} G), population {population}, "
+        f"generations {generations}, seed {seed}, block types {list(space.block_types)}",
         flush=True,
     )
     spec, history = entropy_search(
         space,
         budget,
-        population=FLAGS.population,
-        generations=FLAGS.generations,
-        seed=FLAGS.seed,
-        min_fraction=FLAGS.min_fraction,
-        mutations=FLAGS.mutations,
+        population=population,
+        generations=generations,
+        seed=seed,
+        min_fraction=min_fraction,
+        mutations=mutations,
         init_specs=init,
         name=name,
-        progress=None if FLAGS.quiet else (lambda line: print(line, flush=True)),
+        progress=None if quiet else (lambda line: print(line, flush=True)),
     )
     macs = spec_macs(spec, classes=space.classes)
     print(f"result: {spec.name}: {macs} MACs ({100 * macs / budget:.2f}% of budget), widths {list(spec.widths)}, "
           f"depths {list(spec.depths)}, STEntr {history[-1]['best_score']:.4f}")
-    if FLAGS.output:
-        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-        spec.save(FLAGS.output)
-        print(f"wrote {FLAGS.output}")
+    if output:
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        spec.save(output)
+        print(f"wrote {output}")
     else:
         print(spec.to_json())
-    if FLAGS.history:
-        with open(FLAGS.history, "w", encoding="utf-8") as f:
+    if history_path:
+        with open(history_path, "w", encoding="utf-8") as f:
             json.dump(history, f, indent=1)
+    return spec, history
+
+
+def run(argv=None) -> int:
+    del argv
+    try:
+        search_and_save(
+            FLAGS.variant,
+            macs_budget=FLAGS.macs_budget,
+            frames=FLAGS.frames,
+            size=FLAGS.size,
+            space_budget=FLAGS.space_budget,
+            block_types=FLAGS.block_types,
+            population=FLAGS.population,
+            generations=FLAGS.generations,
+            mutations=FLAGS.mutations,
+            seed=FLAGS.seed,
+            min_fraction=FLAGS.min_fraction,
+            init_x3d=FLAGS.init_x3d,
+            name=FLAGS.name,
+            output=FLAGS.output,
+            history_path=FLAGS.history,
+            quiet=FLAGS.quiet,
+        )
+    except ValueError as err:
+        print(f"search_entropy: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -110,4 +158,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
