@@ -17,16 +17,21 @@ from autox3d_tf.search import ArchitectureSearch, SearchSpace, search_dataset
 FRAMES, SIZE = 8, 32
 
 
-def motion_clips(n: int, seed: int):
+def motion_clips(n: int, seed: int, shuffle_frames: bool = False):
+    """``n`` clips of classes 0 (moving right) / 1 (moving left), normalised; with
+    ``shuffle_frames`` each clip's frames are permuted (the control: no motion information)."""
     from autox3d_tf.data.synthetic import render_clip
 
     y = np.arange(n) % 2  # 0 moving right, 1 moving left (the same draws played backwards)
     x = np.stack([render_clip(int(c), np.random.default_rng([seed, i]), size=SIZE, frames=FRAMES) for i, c in enumerate(y)])
+    if shuffle_frames:
+        rng = np.random.default_rng(seed + 99)
+        x = np.stack([clip[rng.permutation(FRAMES)] for clip in x])
     return ((x / 255.0 - 0.45) / 0.225).astype("float32"), y.astype("int32")
 
 
-@pytest.mark.slow
-def test_search_prefers_temporal_blocks_on_motion_classes():
+def run_motion_search(shuffle_frames: bool = False) -> tuple[list[float], float]:
+    """The search of the test: returns P(3x3x3) per block and the held-out accuracy."""
     import keras
 
     space = SearchSpace(
@@ -34,22 +39,26 @@ def test_search_prefers_temporal_blocks_on_motion_classes():
         attentions=("none",), input_frames=FRAMES, input_size=SIZE, stem_width=16, stem_temporal_kernel=1,
         head_width=32, head_hidden=0, classes=2, name="motion",
     )
-    x, y = motion_clips(512, 0)
-    xv, yv = motion_clips(128, 1)
+    x, y = motion_clips(512, 0, shuffle_frames)
+    xv, yv = motion_clips(128, 1, shuffle_frames)
     train = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(512, seed=0).repeat().batch(16, drop_remainder=True)
     held = tf.data.Dataset.from_tensor_slices((xv, yv)).shuffle(128, seed=1).repeat().batch(16, drop_remainder=True)
     keras.utils.set_random_seed(0)
     m = ArchitectureSearch(space, 1e12, num_samples=4, min_samples=4, warmup_steps=250, seed=1)
     # Adam for the weights: with SGD this tiny supernet needs several times more steps to learn motion.
-    m.compile(keras.optimizers.Adam(3e-3), keras.optimizers.Adam(0.05))
+    m.compile(keras.optimizers.Adam(3e-3), keras.optimizers.Adam(0.025))
     m.fit(search_dataset(train, held), epochs=18, steps_per_epoch=25, verbose=0)
 
     p = m.distribution.probs().numpy()
-    temporal = [p[space.block_decision_index(s, 0), 0] for s in range(2)]  # P(3x3x3) per block
-    any_temporal = 1 - (1 - temporal[0]) * (1 - temporal[1])
+    temporal = [float(p[space.block_decision_index(s, 0), 0]) for s in range(2)]  # P(3x3x3) per block
     _, accuracy = m.evaluate(tf.data.Dataset.from_tensor_slices((xv, yv)).batch(16), verbose=0)
-    print(f"P(3x3x3) per block {np.round(temporal, 3)}, P(some temporal block) {any_temporal:.3f}, "
-          f"held-out accuracy of the most probable architecture {accuracy:.3f}")
-    assert any_temporal > 0.8
-    assert max(temporal) > 0.8
+    print(f"shuffled frames {shuffle_frames}: P(3x3x3) per block {np.round(temporal, 3)}, "
+          f"held-out accuracy of the most probable architecture {accuracy:.3f}", flush=True)
+    return temporal, float(accuracy)
+
+
+@pytest.mark.slow
+def test_search_prefers_temporal_blocks_on_motion_classes():
+    temporal, accuracy = run_motion_search()
+    assert min(temporal) > 0.8  # both blocks: more than 0.8 on the temporal type
     assert accuracy > 0.6  # the temporal architecture did learn the direction of motion

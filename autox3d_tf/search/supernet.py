@@ -75,6 +75,7 @@ def _ghost_norm(x, gamma, beta, rows_per_group: int, epsilon: float):
     return tf.reshape(y, tf.shape(x))
 
 
+@keras.saving.register_keras_serializable(package="autox3d_tf")
 class GhostBatchNorm(keras.layers.Layer):
     """BatchNorm over groups of ``group_size`` samples, with batch statistics in every mode.
 

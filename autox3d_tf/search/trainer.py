@@ -8,12 +8,19 @@ Each ``train_step`` does (DESIGN.md section 6):
 2. after ``warmup_steps``, a distribution step on the held-out batch: sample K architectures
    (K shrinks as the distribution's entropy falls, FP-NAS style), compute the loss L_k and the
    exact MACs F_k of each, importance weights
-   ``w = softmax(-(L_k + lambda * max(0, F_k / F_target - 1)))``, and an Adam step on the
-   logits along the gradient of ``sum_k w_k log p(arch_k)``.
+   ``w = softmax(-(L_k + lambda * max(0, F_k / F_target - 1)))`` (minus 1/K by default, a
+   zero-mean control variate), and an Adam step on the logits along the gradient of
+   ``sum_k w_k log p(arch_k)``. During the warm-up the update is zero and Adam's step counter
+   is held at 0, so the first real update is a fresh Adam step.
 
 The dataset yields ``{"train": (clips, labels), "held_out": (clips, labels)}`` (see
-`search_dataset`). Under ``tf.distribute`` the held-out losses are averaged across replicas
-before the importance weights, so every replica applies the same update.
+`search_dataset`). Under ``tf.distribute`` (MirroredStrategy, MultiWorkerMirroredStrategy) every
+replica samples the same architectures (stateless RNG keyed by (seed, step), the step being the
+weight optimizer's iteration count, read before the update); the weight loss is scaled by
+1/replicas because the optimizer sums gradients across replicas; the held-out losses are
+averaged across replicas before the importance weights, so every replica applies the same
+update. All cross-replica communication happens at the top level of ``train_step``, never inside
+the supernet's conditionals.
 """
 
 from __future__ import annotations
