@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
               f"({summary['search_over_plain_time']:.2f}x), peak RSS +{search['peak_rss_growth_mb']:.0f} MB")
         print(f"  weight step alone (warm-up): {weights['step_ms_median']:.0f} ms "
               f"({summary['weight_step_over_plain_time']:.2f}x), peak RSS +{weights['peak_rss_growth_mb']:.0f} MB")
+        print(f"  first call (trace + graph optimisation + run): plain {plain['first_call_s']:.1f} s, "
+              f"search {search['first_call_s']:.1f} s, weight step {weights['first_call_s']:.1f} s")
         print(f"  activation memory (peak RSS slope, batch {args.batch} -> {big}): plain largest "
               f"{per_clip['plain']:.1f} MB/clip, search {per_clip['search']:.1f} MB/clip "
               f"({summary['search_over_plain_activation_memory']:.2f}x), weight step {per_clip['weights_only']:.1f} MB/clip")
