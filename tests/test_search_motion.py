@@ -4,6 +4,11 @@ block type and away from the 1x3x3 (frame-by-frame) one.
 
 The stem's temporal convolution is switched off (kernel 1), so a network of 1x3x3 blocks sees no
 motion at all and is at chance; the clips come from the synthetic dataset's renderer in memory.
+
+Control (``run_motion_search(shuffle_frames=True)``, not run here for time): with every clip's
+frames permuted there is no motion to learn; measured on this machine it ended at P(3x3x3) =
+[0.18, 0.95] with held-out accuracy 0.52, against [0.99, 0.86] and 0.76 with motion. One decision
+can drift to 0.95 on noise alone, so the test asks for both blocks and for the accuracy.
 """
 
 from __future__ import annotations

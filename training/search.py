@@ -193,8 +193,6 @@ def plot_history(history: dict, out_dir: str) -> list[str]:
 def run_search() -> dict:
     """Runs the search with the parsed flags; returns the summary written to search.json."""
     import keras
-    import numpy as np
-    import tensorflow as tf
 
     from autox3d_tf.data.annotations import load_annotations
     from autox3d_tf.search import ArchitectureSearch, ArchDistribution, search_dataset
@@ -281,7 +279,6 @@ def run_search() -> dict:
                 print("[search] matplotlib is not installed: no plots", file=sys.stderr)
     print(f"[search] derived architecture: {macs / 1e9:.4f} GMACs (target {target / 1e9:.4f}), "
           f"widths {spec.widths}, depths {spec.depths} -> {os.path.join(FLAGS.out_dir, 'arch.json')}", flush=True)
-    del tf, np
     return summary
 
 
