@@ -31,6 +31,19 @@ CONV_INIT = keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_norm
 DEPTHWISE_INIT = keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
 HEAD_INIT = keras.initializers.RandomNormal(stddev=0.01)
 
+
+def fresh_initializer(template: keras.initializers.Initializer) -> keras.initializers.Initializer:
+    """A new instance of ``template`` with its own seed, for one weight.
+
+    Keras 3 gives a seed-less random initializer a fixed seed when it is created, so one shared
+    instance would draw the same values for every weight of the same shape (and ignore
+    ``keras.utils.set_random_seed`` when created at import). A fresh instance per weight draws
+    its seed from Python's RNG, which ``set_random_seed`` controls.
+    """
+    config = template.get_config()
+    config["seed"] = None
+    return template.__class__.from_config(config)
+
 POOLING_CHOICES = (None, "avg", "max")
 
 
@@ -98,12 +111,12 @@ def _stem(x, spec: ArchSpec, g: _Graph):
         strides=(1, 2, 2),
         padding="valid",
         use_bias=False,
-        kernel_initializer=CONV_INIT,
+        kernel_initializer=fresh_initializer(CONV_INIT),
         name="stem_conv_spatial",
     )(x)
     k = spec.stem_temporal_kernel
     conv = DepthwiseConv3D(
-        (k, 1, 1), padding=(k // 2, 0, 0), use_bias=g.fold, kernel_initializer=DEPTHWISE_INIT, name="stem_conv_temporal"
+        (k, 1, 1), padding=(k // 2, 0, 0), use_bias=g.fold, kernel_initializer=fresh_initializer(DEPTHWISE_INIT), name="stem_conv_temporal"
     )
     x = g.norm(x, conv, "stem_bn")
     return layers.ReLU(name="stem_relu")(x)
@@ -112,8 +125,8 @@ def _stem(x, spec: ArchSpec, g: _Graph):
 def _squeeze_excite(x, channels: int, prefix: str):
     reduced = round_width(channels, SE_RATIO)
     s = layers.GlobalAveragePooling3D(keepdims=True, name=f"{prefix}_se_pool")(x)
-    s = layers.Dense(reduced, activation="relu", kernel_initializer=CONV_INIT, name=f"{prefix}_se_reduce")(s)
-    s = layers.Dense(channels, activation="sigmoid", kernel_initializer=CONV_INIT, name=f"{prefix}_se_expand")(s)
+    s = layers.Dense(reduced, activation="relu", kernel_initializer=fresh_initializer(CONV_INIT), name=f"{prefix}_se_reduce")(s)
+    s = layers.Dense(channels, activation="sigmoid", kernel_initializer=fresh_initializer(CONV_INIT), name=f"{prefix}_se_expand")(s)
     return layers.Multiply(name=f"{prefix}_se_scale")([x, s])
 
 
@@ -127,12 +140,12 @@ def residual_block(x, block: BlockSpec, in_width: int, width: int, stride: int, 
     if in_width != width or stride > 1:
         with_bn = in_width != width
         conv = PointwiseConv3D(
-            width, strides=strides, use_bias=g.fold and with_bn, kernel_initializer=CONV_INIT, name=f"{prefix}_shortcut_conv"
+            width, strides=strides, use_bias=g.fold and with_bn, kernel_initializer=fresh_initializer(CONV_INIT), name=f"{prefix}_shortcut_conv"
         )
         shortcut = g.norm(x, conv, f"{prefix}_shortcut_bn") if with_bn else conv(x)
 
     relu = "relu" if g.fold else None
-    conv_a = PointwiseConv3D(inner, use_bias=g.fold, activation=relu, kernel_initializer=CONV_INIT, name=f"{prefix}_conv_a")
+    conv_a = PointwiseConv3D(inner, use_bias=g.fold, activation=relu, kernel_initializer=fresh_initializer(CONV_INIT), name=f"{prefix}_conv_a")
     y = g.norm(x, conv_a, f"{prefix}_bn_a", relu_name=f"{prefix}_relu_a")
     kernels = block.kernels
     for i, kernel in enumerate(kernels):
@@ -143,14 +156,14 @@ def residual_block(x, block: BlockSpec, in_width: int, width: int, stride: int, 
             strides=strides if i == 0 else 1,
             padding=tuple(k // 2 for k in kernel),
             use_bias=g.fold and last,
-            kernel_initializer=DEPTHWISE_INIT,
+            kernel_initializer=fresh_initializer(DEPTHWISE_INIT),
             name=f"{prefix}_conv_b{suffix}",
         )
         y = g.norm(y, conv, f"{prefix}_bn_b") if last else conv(y)
     if block.attention == "se":
         y = _squeeze_excite(y, inner, prefix)
     y = layers.Activation("silu", name=f"{prefix}_swish")(y)
-    conv_c = PointwiseConv3D(width, use_bias=g.fold, kernel_initializer=CONV_INIT, name=f"{prefix}_conv_c")
+    conv_c = PointwiseConv3D(width, use_bias=g.fold, kernel_initializer=fresh_initializer(CONV_INIT), name=f"{prefix}_conv_c")
     y = g.norm(y, conv_c, f"{prefix}_bn_c", zero_gamma=True)
 
     y = layers.Add(name=f"{prefix}_add")([shortcut, y])
@@ -216,18 +229,18 @@ def build_model(
             in_width = stage.width
 
     relu = "relu" if g.fold else None
-    head = PointwiseConv3D(spec.head_width, use_bias=g.fold, activation=relu, kernel_initializer=CONV_INIT, name="head_conv")
+    head = PointwiseConv3D(spec.head_width, use_bias=g.fold, activation=relu, kernel_initializer=fresh_initializer(CONV_INIT), name="head_conv")
     x = g.norm(x, head, "head_bn", relu_name="head_relu")
 
     if include_top:
         x = layers.GlobalAveragePooling3D(name="head_pool")(x)
         if spec.head_hidden:
-            x = layers.Dense(spec.head_hidden, use_bias=False, kernel_initializer=CONV_INIT, name="head_dense")(x)
+            x = layers.Dense(spec.head_hidden, use_bias=False, kernel_initializer=fresh_initializer(CONV_INIT), name="head_dense")(x)
             x = layers.ReLU(name="head_dense_relu")(x)
         if dropout_rate > 0:
             x = layers.Dropout(dropout_rate, name="head_dropout")(x)
         x = layers.Dense(
-            classes, activation=classifier_activation, kernel_initializer=HEAD_INIT, name="predictions"
+            classes, activation=classifier_activation, kernel_initializer=fresh_initializer(HEAD_INIT), name="predictions"
         )(x)
     elif pooling == "avg":
         x = layers.GlobalAveragePooling3D(name="avg_pool")(x)

@@ -36,23 +36,10 @@ import tensorflow as tf
 
 from autox3d_tf.arch.spec import BLOCK_KERNELS, SE_RATIO, round_width
 from autox3d_tf.models.builder import BN_EPSILON, CONV_INIT, DEPTHWISE_INIT, HEAD_INIT
+from autox3d_tf.models.builder import fresh_initializer as _fresh
 from autox3d_tf.search.space import SearchSpace
 
 GROUP = 8  # channels per group in fair width selection
-
-
-def _fresh(initializer):
-    """A new instance of a (module-level) Keras initializer, with its own default seed.
-
-    Keras 3 gives a seed-less random initializer a fixed integer seed when it is created, so
-    one shared instance draws the same values for every weight of the same shape (and ignores
-    ``keras.utils.set_random_seed`` when created at import). A fresh instance per weight draws
-    its seed from Python's RNG, which ``set_random_seed`` controls.
-    """
-    config = initializer.get_config()
-    if "seed" in config:
-        config["seed"] = None
-    return initializer.__class__.from_config(config)
 
 
 def _slug(block_type: str) -> str:
