@@ -118,7 +118,7 @@ def card(variant, bench_rows, acc_rows, bench_cmd, acc_cmd):
         f"The first population holds X3D-{variant} itself and random architectures; children (2 mutated decisions)",
         "over the budget are dropped; the result is the best score within [95%, 100%] of the budget.",
         "Block types are restricted to 3x3x3, 1x3x3 and 2+1d: with 3x5x5 and 5x3x3 allowed the score fills the",
-        "network with them and the result was not faster than X3D on CPU (zoo/README.md).",
+        "network with them and, for XS and S where we measured it, the result was not faster than X3D on CPU (zoo/README.md).",
         "",
         "```bash",
         recipe.strip(),
@@ -161,7 +161,8 @@ def card(variant, bench_rows, acc_rows, bench_cmd, acc_cmd):
             f"- Sanity check only (`benchmarks/accuracy_synthetic.py`): the same architecture at an 8x64x64 clip,",
             f"  trained from scratch for {acc[0]['epochs']} epochs on the built-in synthetic motion dataset (4 classes,",
             f"  seeds {[r['seed'] for r in acc]}): test top-1 {mean(acc, 'test_top1'):.1f}% vs X3D-{variant} "
-            f"{mean(xacc, 'test_top1'):.1f}% under the same recipe (see zoo/README.md). Command: `{acc_cmd}`.",
+            f"{mean(xacc, 'test_top1'):.1f}% under the same recipe (see zoo/README.md); those weights are not shipped. "
+            f"Command: `{acc_cmd}`.",
         ]
     lines += [
         "",
