@@ -12,11 +12,10 @@ from __future__ import annotations
 import functools
 import importlib.resources
 
-import keras
 
 from autox3d_tf.arch.spec import ArchSpec
 from autox3d_tf.arch.x3d import X3D_VARIANTS
-from autox3d_tf.zoo.factory import build_zoo_model
+from autox3d_tf.zoo.factory import make_factory
 from autox3d_tf.zoo.registry import ModelConfig, register_model
 
 AUTOX3D_VARIANTS = ("XS", "S", "M", "L")
@@ -72,39 +71,11 @@ def autox3d_spec(variant: str) -> ArchSpec:
 
 def _make_factory(variant: str):
     model_name = f"AutoX3D_{variant}"
-
-    def factory(
-        *,
-        weights: str | None = None,
-        include_top: bool = True,
-        input_shape=None,
-        input_tensor=None,
-        classes: int = 400,
-        pooling: str | None = None,
-        classifier_activation: str | None = "softmax",
-        dropout_rate: float = 0.5,
-        name: str | None = None,
-    ) -> keras.Model:
-        return build_zoo_model(
-            model_name,
-            autox3d_spec(variant),
-            weights=weights,
-            include_top=include_top,
-            input_shape=input_shape,
-            input_tensor=input_tensor,
-            classes=classes,
-            pooling=pooling,
-            classifier_activation=classifier_activation,
-            dropout_rate=dropout_rate,
-            name=name,
-        )
-
     v = X3D_VARIANTS[variant]
     from autox3d_tf.arch.macs import spec_macs
     from autox3d_tf.arch.x3d import x3d_spec
 
-    factory.__name__ = factory.__qualname__ = model_name
-    factory.__doc__ = _DOC.format(
+    doc = _DOC.format(
         variant=variant,
         lower=variant.lower(),
         gmacs=spec_macs(x3d_spec(variant)) / 1e9,
@@ -113,6 +84,7 @@ def _make_factory(variant: str):
         crop=v.train_crop,
         test_crop=v.test_crop,
     )
+    factory = make_factory(model_name, functools.partial(autox3d_spec, variant), doc)
     register_model(
         ModelConfig(
             name=model_name,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import keras
 
@@ -47,3 +47,37 @@ def build_zoo_model(
 
         load_pretrained(model, model_name, weights, include_top=include_top, classes=classes)
     return model
+
+
+def make_factory(model_name: str, spec_fn: Callable[[], ArchSpec], doc: str) -> Callable[..., keras.Model]:
+    """A named keras.applications-style factory for the architecture ``spec_fn()``."""
+
+    def factory(
+        *,
+        weights: str | None = None,
+        include_top: bool = True,
+        input_shape=None,
+        input_tensor=None,
+        classes: int = 400,
+        pooling: str | None = None,
+        classifier_activation: str | None = "softmax",
+        dropout_rate: float = 0.5,
+        name: str | None = None,
+    ) -> keras.Model:
+        return build_zoo_model(
+            model_name,
+            spec_fn(),
+            weights=weights,
+            include_top=include_top,
+            input_shape=input_shape,
+            input_tensor=input_tensor,
+            classes=classes,
+            pooling=pooling,
+            classifier_activation=classifier_activation,
+            dropout_rate=dropout_rate,
+            name=name,
+        )
+
+    factory.__name__ = factory.__qualname__ = model_name
+    factory.__doc__ = doc
+    return factory

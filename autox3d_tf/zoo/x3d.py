@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import functools
 
-import keras
-
 from autox3d_tf.arch.x3d import X3D_VARIANTS, x3d_spec
-from autox3d_tf.zoo.factory import build_zoo_model
+from autox3d_tf.zoo.factory import make_factory
 from autox3d_tf.zoo.registry import ModelConfig, register_model
 
 _DOC = """Instantiates {title} (Feichtenhofer, "X3D: Expanding Architectures for Efficient Video
@@ -35,38 +33,11 @@ Returns:
 
 def _make_factory(variant: str):
     model_name = f"X3D_{variant}"
-
-    def factory(
-        *,
-        weights: str | None = None,
-        include_top: bool = True,
-        input_shape=None,
-        input_tensor=None,
-        classes: int = 400,
-        pooling: str | None = None,
-        classifier_activation: str | None = "softmax",
-        dropout_rate: float = 0.5,
-        name: str | None = None,
-    ) -> keras.Model:
-        return build_zoo_model(
-            model_name,
-            x3d_spec(variant),
-            weights=weights,
-            include_top=include_top,
-            input_shape=input_shape,
-            input_tensor=input_tensor,
-            classes=classes,
-            pooling=pooling,
-            classifier_activation=classifier_activation,
-            dropout_rate=dropout_rate,
-            name=name,
-        )
-
     v = X3D_VARIANTS[variant]
-    factory.__name__ = factory.__qualname__ = model_name
-    factory.__doc__ = _DOC.format(
+    doc = _DOC.format(
         title=f"X3D-{variant}", frames=v.frames, rate=v.sampling_rate, crop=v.train_crop, test_crop=v.test_crop
     )
+    factory = make_factory(model_name, functools.partial(x3d_spec, variant), doc)
     register_model(
         ModelConfig(
             name=model_name,
