@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import importlib.resources
 
-
 from autox3d_tf.arch.spec import ArchSpec
 from autox3d_tf.arch.x3d import X3D_VARIANTS
 from autox3d_tf.zoo.factory import make_factory
