@@ -27,6 +27,10 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 
+flags.DEFINE_enum("method", "probabilistic", ["probabilistic", "entropy"],
+                  "probabilistic: the weight-sharing supernet search on --data (DESIGN.md section 6); entropy: "
+                  "the training-free STEntr search (section 7, no data) under --macs_target or an X3D --variant budget.")
+flags.DEFINE_string("variant", None, "With --method entropy: search under the MACs of this X3D variant (XS, S, M, L) at its clip.")
 flags.DEFINE_string("data", None, "Annotation file (Kinetics CSV such as `autox3d make-synthetic`'s annotations.csv, "
                     "PySlowFast list, SSv2 JSON) or TFRecord shards (glob).")
 flags.DEFINE_string("held_out_data", None, "Held-out data for the distribution step (default: --data).")
@@ -294,10 +298,35 @@ def main(argv: list[str]) -> int:
         argv = FLAGS(list(argv))
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if FLAGS.method == "entropy":
+        run_entropy_search()
+        return 0
     if not FLAGS.data:
         raise app.UsageError("--data is required (e.g. the annotations.csv of `autox3d make-synthetic`)")
     run_search()
     return 0
+
+
+def run_entropy_search() -> None:
+    """``--method entropy``: training/search_entropy.py's search, written to --out_dir/arch.json."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "search_entropy.py")
+    spec = importlib.util.spec_from_file_location("autox3d_search_entropy", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    os.makedirs(FLAGS.out_dir, exist_ok=True)
+    kwargs = {"variant": FLAGS.variant} if FLAGS.variant else {
+        "macs_budget": int(FLAGS.macs_target * 1e9) if FLAGS.macs_target else None,
+        "frames": FLAGS.frames,
+        "size": FLAGS.crop,
+    }
+    module.search_and_save(
+        **kwargs,
+        seed=FLAGS.seed,
+        output=os.path.join(FLAGS.out_dir, "arch.json"),
+        history_path=os.path.join(FLAGS.out_dir, "history.json"),
+    )
 
 
 if __name__ == "__main__":
