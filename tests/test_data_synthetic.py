@@ -63,8 +63,12 @@ def test_write_dataset(tmp_path):
     assert np.abs(decoded - original).mean() < 6  # lossy, but the same picture
     again = write_synthetic_dataset(tmp_path / "again", num_classes=3, clips_per_class=4, size=32, frames=8,
                                     fps=8, seed=1, splits=(2, 1, 1), progress=False)
-    first = (tmp_path / "syn" / "videos" / "synth_00005.mp4").read_bytes()
-    assert first == (tmp_path / "again" / "videos" / "synth_00005.mp4").read_bytes()
+    # Same seed, same pictures. (Not byte-identical files: x264's output was seen to differ
+    # between two encodes of the same frames on a loaded machine.)
+    first = decode_all_frames(tmp_path / "syn" / "videos" / "synth_00005.mp4").astype(int)
+    second = decode_all_frames(tmp_path / "again" / "videos" / "synth_00005.mp4").astype(int)
+    assert first.shape == second.shape
+    assert np.abs(first - second).mean() < 1.0
 
 
 def test_cli_make_synthetic(tmp_path, capsys):
