@@ -204,6 +204,14 @@ def _storage_type(value) -> _StorageType:
     raise UnsafeCheckpointError(f"Unsupported storage type {value!r} in checkpoint.")
 
 
+
+def _storage_ref(path, pid) -> tuple:
+    """(storage type, key, element count) of a pickled storage reference."""
+    if len(pid) < 5:
+        raise CheckpointError(f"{path}: malformed storage reference {pid!r}.")
+    _, stype, key, _location, numel = pid[:5]
+    return _storage_type(stype), str(key), numel
+
 def is_torch_checkpoint(path: str) -> bool:
     """Whether ``path`` looks like a ``torch.save`` file (zip with ``data.pkl``, or a legacy pickle)."""
     try:
@@ -239,11 +247,7 @@ def _load_zip(path: str) -> Any:
         cache: dict[str, _Storage] = {}
 
         def load_storage(pid):
-            if len(pid) < 5:
-                raise CheckpointError(f"{path}: malformed storage reference {pid!r}.")
-            _, stype, key, _location, numel = pid[:5]
-            stype = _storage_type(stype)
-            key = str(key)
+            stype, key, numel = _storage_ref(path, pid)
             if key not in cache:
                 member = f"{prefix}data/{key}"
                 try:
@@ -300,11 +304,7 @@ def _load_legacy(path: str) -> Any:
     storages: dict[str, _Storage] = {}
 
     def load_storage(pid):
-        if len(pid) < 5:
-            raise CheckpointError(f"{path}: malformed storage reference {pid!r}.")
-        _, stype, key, _location, numel = pid[:5]
-        stype = _storage_type(stype)
-        key = str(key)
+        stype, key, numel = _storage_ref(path, pid)
         if key not in storages:
             # Filled in once the raw data (after the object pickle) has been read.
             storages[key] = _Storage(np.empty(0, stype.dtype), stype)

@@ -15,7 +15,7 @@ import importlib.resources
 from autox3d_tf.arch.spec import ArchSpec
 from autox3d_tf.arch.x3d import X3D_VARIANTS
 from autox3d_tf.zoo.factory import make_factory
-from autox3d_tf.zoo.registry import ModelConfig, register_model
+from autox3d_tf.zoo.registry import register_model, x3d_clip_config
 
 AUTOX3D_VARIANTS = ("XS", "S", "M", "L")
 
@@ -85,14 +85,10 @@ def _make_factory(variant: str):
     )
     factory = make_factory(model_name, functools.partial(autox3d_spec, variant), doc)
     register_model(
-        ModelConfig(
-            name=model_name,
+        x3d_clip_config(
+            model_name,
+            variant,
             family="autox3d",
-            frames=v.frames,
-            sampling_rate=v.sampling_rate,
-            train_crop=v.train_crop,
-            test_crop=v.test_crop,
-            train_scale=v.train_scale,
             description=(
                 f"AutoX3D-{variant}: autox3d-v1 architecture from the training-free entropy search under the "
                 f"MACs of X3D-{variant}; untrained (no pretrained weights)"

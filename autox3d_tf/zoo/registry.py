@@ -43,6 +43,25 @@ class ModelConfig:
         return asdict(self)
 
 
+def x3d_clip_config(name: str, variant: str, family: str, description: str, paper: str, **extra) -> ModelConfig:
+    """A `ModelConfig` with the clip settings (frames, rate, crops, scale jitter) of an X3D variant."""
+    from autox3d_tf.arch.x3d import X3D_VARIANTS
+
+    v = X3D_VARIANTS[variant]
+    return ModelConfig(
+        name=name,
+        family=family,
+        frames=v.frames,
+        sampling_rate=v.sampling_rate,
+        train_crop=v.train_crop,
+        test_crop=v.test_crop,
+        train_scale=v.train_scale,
+        description=description,
+        paper=paper,
+        **extra,
+    )
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     config: ModelConfig

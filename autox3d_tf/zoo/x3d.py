@@ -6,7 +6,7 @@ import functools
 
 from autox3d_tf.arch.x3d import X3D_VARIANTS, x3d_spec
 from autox3d_tf.zoo.factory import make_factory
-from autox3d_tf.zoo.registry import ModelConfig, register_model
+from autox3d_tf.zoo.registry import register_model, x3d_clip_config
 
 _DOC = """Instantiates {title} (Feichtenhofer, "X3D: Expanding Architectures for Efficient Video
 Recognition", CVPR 2020), exact to the pytorchvideo / PySlowFast reference.
@@ -39,14 +39,10 @@ def _make_factory(variant: str):
     )
     factory = make_factory(model_name, functools.partial(x3d_spec, variant), doc)
     register_model(
-        ModelConfig(
-            name=model_name,
+        x3d_clip_config(
+            model_name,
+            variant,
             family="x3d",
-            frames=v.frames,
-            sampling_rate=v.sampling_rate,
-            train_crop=v.train_crop,
-            test_crop=v.test_crop,
-            train_scale=v.train_scale,
             description=f"X3D-{variant}: width x{v.width_factor}, depth x{v.depth_factor}",
             paper="https://arxiv.org/abs/2004.04730",
         ),
