@@ -156,3 +156,55 @@ def test_aggregate_views_averages_softmax_per_video():
     assert aggregate_views(probs, [1, 1, 2, 2], [1, 1, 2, 2])["top1"] == 1.0  # auto: already probabilities
     with pytest.raises(ValueError, match="different labels"):
         aggregate_views(probs, ["a", "a", "b", "b"], [0, 1, 1, 1])
+
+
+def test_explicit_clip_settings_work_without_a_model():
+    recs = records(["video2"])
+    ds = video_eval_dataset(recs, None, num_clips=1, num_crops=1, batch_size=1, frames=4, rate=8, crop=48)
+    (x, y, v), = list(ds)
+    assert x.shape == (1, 4, 48, 48, 3) and ds.clip_settings.test_crop == 48
+    train = video_dataset(recs, None, batch_size=1, frames=4, rate=8, crop=48)
+    assert train.element_spec[0].shape.as_list() == [1, 4, 48, 48, 3]
+    s = clip_settings(None, frames=4, rate=8, test_crop=40)
+    assert (s.train_crop, s.test_crop, s.scale_range) == (40, 40, (40, 50))
+    with pytest.raises(ValueError, match="without a model"):
+        video_eval_dataset(recs, None, frames=4, rate=8)
+
+
+def contexts(n):
+    return [tf.distribute.InputContext(num_input_pipelines=n, input_pipeline_id=i, num_replicas_in_sync=n)
+            for i in range(n)]
+
+
+def test_input_pipelines_decode_only_their_share(tmp_path):
+    bad = bad_files(tmp_path)[0]
+    # Pipeline 0 gets records 0 and 2, pipeline 1 gets records 1 and 3 (the bad file).
+    recs = records(["video2", "video1", "demo"]) + [VideoRecord(str(bad), 3, "bad")]
+    labels, logs = [], []
+    for ctx in contexts(2):
+        ds = video_dataset(recs, batch_size=1, seed=0, drop_remainder=False, input_context=ctx, **SMALL)
+        labels.append(sorted(int(y[0]) for _, y in ds))
+        logs.append(ds.error_log)
+        assert len(ds.annotations) == 2
+    assert labels == [[0, 2], [1]]  # together, every good video exactly once
+    assert logs[0].count == 0  # pipeline 0 never opened the bad file ...
+    assert logs[1].paths == [str(bad)]  # ... pipeline 1 did
+    views = [[v.numpy()[0] for _, _, v in video_eval_dataset(recs[:3], num_clips=1, num_crops=1, batch_size=1,
+                                                              input_context=c, **SMALL)] for c in contexts(2)]
+    assert views == [[b"video2", b"demo"], [b"video1"]]
+    with pytest.raises(ValueError, match="2 videos cannot feed 3 input pipelines"):
+        video_dataset(recs[:2], input_context=contexts(3)[2], **SMALL)
+
+
+def test_distribute_datasets_from_function():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    seen = []
+
+    def dataset_fn(ctx):
+        seen.append((ctx.num_input_pipelines, ctx.input_pipeline_id))
+        return video_dataset(records(["video2", "video1"]), batch_size=ctx.get_per_replica_batch_size(2), seed=0,
+                             input_context=ctx, **SMALL)
+
+    dist = strategy.distribute_datasets_from_function(dataset_fn)
+    x, y = next(iter(dist))
+    assert seen == [(1, 0)] and strategy.experimental_local_results(x)[0].shape == (2, 4, 64, 64, 3)

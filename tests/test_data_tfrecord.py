@@ -20,14 +20,15 @@ pytestmark = pytest.mark.skipif(not VIDEOS.is_dir(), reason=f"real clips not fou
 def kinetics_csv(tmp_path, extra_bad=False):
     """A Kinetics CSV over three real clips (ids are the file names), plus a broken one if asked."""
     rows = [("deadlifting", "video2"), ("high jump", "video1"), ("arm wrestling", "demo")]
-    lines = ["label,youtube_id,time_start,time_end,split"] + [f"{l},{v},0,10,train" for l, v in rows]
+    # time_end 12 reaches the end of every clip (the longest is 12 s): whole videos are stored.
+    lines = ["label,youtube_id,time_start,time_end,split"] + [f"{l},{v},0,12,train" for l, v in rows]
     root = tmp_path / "videos"
     root.mkdir()
     for _, v in rows:
         os.symlink(VIDEOS / f"{v}.mp4", root / f"{v}.mp4")
     if extra_bad:
         (root / "broken.mp4").write_text("not a video")
-        lines.append("high jump,broken,0,10,train")
+        lines.append("high jump,broken,0,12,train")
     path = tmp_path / "train.csv"
     path.write_text("\n".join(lines) + "\n")
     return path, root
@@ -112,3 +113,106 @@ def test_cli_to_tfrecord(tmp_path, capsys):
     missing.write_text("label,youtube_id,time_start,time_end,split\ndeadlifting,nothere,0,10,train\n")
     assert main(["to-tfrecord", str(missing), str(prefix), "--video-root", str(root)]) == 1
     assert "1 of 1 annotated videos are missing" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ bad records and damaged shards
+
+
+def shard_records(prefix):
+    """The serialized records of the converted shards, by video id."""
+    out = {}
+    for raw in tf.data.TFRecordDataset(shard_paths(prefix, 2)):
+        out[parse_sequence_example(raw)["video_id"].numpy().decode()] = raw.numpy()
+    return out
+
+
+def write_records(path, records):
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for r in records:
+            writer.write(r)
+    return str(path)
+
+
+def with_bad_jpegs(raw):
+    """The record with every JPEG frame replaced by bytes that start like a JPEG but are garbage."""
+    ex = tf.train.SequenceExample.FromString(raw)
+    for f in ex.feature_lists.feature_list["image/encoded"].feature:
+        jpeg = f.bytes_list.value[0]
+        f.bytes_list.value[0] = jpeg[:2] + bytes(len(jpeg) // 4)
+    return ex.SerializeToString()
+
+
+@pytest.fixture(scope="module")
+def damaged(converted, tmp_path_factory):
+    """Three shards: a good record, an undecodable-JPEG record, a record that is no SequenceExample;
+    and a shard cut in the middle of its second record."""
+    _, _, _, prefix, _ = converted
+    recs = shard_records(prefix)
+    tmp = tmp_path_factory.mktemp("damaged")
+    a = write_records(tmp / "a.tfrecord", [recs["video2"], with_bad_jpegs(recs["demo"]), b"\x01\x02 not a proto"])
+    full = Path(write_records(tmp / "full.tfrecord", [recs["video1"], recs["demo"]])).read_bytes()
+    cut = tmp / "b.tfrecord"
+    cut.write_bytes(full[: len(recs["video1"]) + 16 + len(recs["demo"]) // 2])
+    return a, str(cut)
+
+
+def test_bad_records_are_skipped_counted_and_reported(damaged, caplog):
+    a, cut = damaged
+    kw = dict(frames=4, rate=3, crop=64)
+    ds = tfrecord_dataset([a, cut], "X3D_XS", batch_size=1, seed=0, shuffle=False, drop_remainder=False, **kw)
+    with caplog.at_level("WARNING", logger="autox3d_tf.data"):
+        labels = sorted(int(y[0]) for _, y in ds)
+    assert labels == [1, 2]  # video2 (deadlifting) and video1 (high jump): the two good records
+    log = ds.error_log
+    assert log.count == 3 and sorted(log.paths) == sorted([a, cut])
+    reasons = "\n".join(r for _, r in log.errors)
+    assert f"{a}: record 1 (video 'demo'): frame 0 of" in reasons  # the undecodable JPEG frames
+    assert f"{a}: record 2: not a SequenceExample" in reasons
+    assert f"{cut}: unreadable after record 0 (byte" in reasons and "truncated or corrupt" in reasons
+    assert "3 bad records skipped in 2 files" in log.summary()
+    assert sum("skipped bad record" in r.message for r in caplog.records) == 3
+    # A second epoch meets them again, as the video path counts a bad video per clip.
+    assert len(list(ds)) == 2 and log.count == 6
+
+    views = tfrecord_eval_dataset([a, cut], "X3D_XS", num_clips=1, num_crops=1, batch_size=1, **kw)
+    ids = [v.numpy()[0] for _, _, v in views]
+    assert ids == [b"video2", b"video1"] and views.error_log.count == 3
+
+
+def test_bad_record_raises_when_asked(damaged):
+    a, cut = damaged
+    kw = dict(frames=4, rate=3, crop=64)
+    ds = tfrecord_dataset([a], "X3D_XS", batch_size=1, shuffle=False, on_error="raise", **kw)
+    with pytest.raises(tf.errors.OpError, match=r"a\.tfrecord: record 1 \(video 'demo'\)"):
+        for _ in ds:
+            pass
+    ds = tfrecord_eval_dataset([cut], "X3D_XS", num_clips=1, num_crops=1, on_error="raise", **kw)
+    with pytest.raises(tf.errors.OpError, match=r"b\.tfrecord: unreadable after record 0"):
+        for _ in ds:
+            pass
+
+
+# --------------------------------------------------------------------------- input pipelines
+
+
+def contexts(n):
+    return [tf.distribute.InputContext(num_input_pipelines=n, input_pipeline_id=i, num_replicas_in_sync=n)
+            for i in range(n)]
+
+
+def test_input_pipelines_split_shards_or_records(converted, tmp_path):
+    _, _, _, prefix, _ = converted
+    kw = dict(frames=4, rate=3, crop=64, num_clips=1, num_crops=1, batch_size=1)
+    by_file = [[v.numpy()[0] for _, _, v in tfrecord_eval_dataset(str(prefix), "X3D_XS", input_context=c, **kw)]
+               for c in contexts(2)]
+    # 2 shards for 2 pipelines: one shard each (shard k holds videos k, k+2, ... of the CSV).
+    assert sorted(by_file[0]) == [b"demo", b"video2"] and by_file[1] == [b"video1"]
+    one = write_records(tmp_path / "one.tfrecord", list(shard_records(prefix).values()))
+    by_record = [[v.numpy()[0] for _, _, v in tfrecord_eval_dataset(one, "X3D_XS", input_context=c, **kw)]
+                 for c in contexts(2)]
+    assert len(by_record[0]) == 2 and len(by_record[1]) == 1  # 1 shard, 3 records: every other record
+    assert sorted(by_record[0] + by_record[1]) == [b"demo", b"video1", b"video2"]  # exactly once together
+    train = [sorted(int(y[0]) for _, y in tfrecord_dataset(one, "X3D_XS", batch_size=1, seed=0, drop_remainder=False,
+                                                           input_context=c, frames=4, rate=3, crop=64))
+             for c in contexts(2)]
+    assert sorted(train[0] + train[1]) == [0, 1, 2] and len(train[0]) == 2

@@ -3,7 +3,8 @@
     autox3d to-tfrecord train.csv out/train --shards 8 --short-side 256
 
 Decodes each video once, stores its frames as JPEG (optionally at a lower fps and short side), and
-writes shards in parallel. Rerun after a kill to resume: complete shards are kept.
+writes shards in parallel. Only a Kinetics row's time_start..time_end segment is stored when it lies
+inside the video; a segment past the video's end stores the whole video and is listed. Rerun after a kill to resume: complete shards are kept.
 """
 
 from __future__ import annotations
@@ -49,4 +50,6 @@ def run(args: argparse.Namespace) -> int:
               f"({report.skipped_shards} already complete) in {report.seconds:.1f} s: {args.out_prefix}-*")
         for path, reason in report.errors:
             print(f"  skipped: {reason}")
+        for path, reason in report.segment_fallbacks:
+            print(f"  stored whole: {reason}")
     return 0

@@ -4,7 +4,10 @@ Three formats (DESIGN.md section 8), read into a list of :class:`VideoRecord`:
 
 - Kinetics CSV: ``label,youtube_id,time_start,time_end,split``. Files are looked up under the video
   root by name: ``{youtube_id}_{time_start:06d}_{time_end:06d}.*`` or ``{youtube_id}.*``, in any
-  sub-folder (``train/abseiling/...``); an optional ``path`` column names the file directly.
+  sub-folder (``train/abseiling/...``); an optional ``path`` column names the file directly. A file
+  with the long name is already cut to its segment (``trimmed``); in any other file, clips are
+  sampled only from ``[time_start, time_end)`` of the file (see :mod:`autox3d_tf.data.sampling` for
+  segments that reach or pass the end of the file).
 - PySlowFast lists: one ``path label`` per line (space, tab or comma separated), paths relative to the
   video root.
 - Something-Something v2 JSON: a list of ``{"id", "template", ...}``; the class is the template with
@@ -41,7 +44,12 @@ VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".m
 
 @dataclass(frozen=True)
 class VideoRecord:
-    """One annotated video: its file, class index, id, and optional segment in seconds."""
+    """One annotated video: its file, class index, id, and optional segment in seconds.
+
+    ``start`` / ``end`` (Kinetics ``time_start`` / ``time_end``) restrict clips to that segment of
+    the file, unless ``trimmed``: the file already holds only the segment (Kinetics' released
+    ``{id}_{start:06d}_{end:06d}`` files), so the times refer to the source video, not to the file.
+    """
 
     path: str
     label: int
@@ -49,6 +57,12 @@ class VideoRecord:
     label_name: str = ""
     start: float | None = None
     end: float | None = None
+    trimmed: bool = False
+
+    @property
+    def segment(self) -> tuple[float | None, float | None]:
+        """``(start, end)`` in seconds of the file to sample from; ``(None, None)``: the whole file."""
+        return (None, None) if self.trimmed else (self.start, self.end)
 
 
 class MissingVideosError(FileNotFoundError):
@@ -167,13 +181,14 @@ def _kinetics(path: str, root: str, split: str | None) -> tuple[list[dict], list
     for row in rows:
         yid = row["youtube_id"].strip()
         start, end = float(row["time_start"]), float(row["time_end"])
+        long = f"{yid}_{int(start):06d}_{int(end):06d}"
         if row.get("path"):
             file = row["path"] if os.path.isabs(row["path"]) else os.path.join(root, row["path"])
         else:
-            long = f"{yid}_{int(start):06d}_{int(end):06d}"
             file = files.get(long) or files.get(yid) or os.path.join(root, long + ".mp4")
+        trimmed = os.path.splitext(os.path.basename(file))[0] == long  # already cut to the segment
         items.append({"path": file, "name": row.get("label", "").strip(), "video_id": yid,
-                      "start": start, "end": end})
+                      "start": start, "end": end, "trimmed": trimmed})
     return items, [n for n in all_names if n]
 
 
@@ -291,7 +306,7 @@ def load_annotations(
                 unknown.add(name)
                 continue
         records.append(VideoRecord(path=it["path"], label=label, video_id=it["video_id"], label_name=name,
-                                   start=it.get("start"), end=it.get("end")))
+                                   start=it.get("start"), end=it.get("end"), trimmed=it.get("trimmed", False)))
     if unknown:
         raise ValueError(f"{path}: {len(unknown)} class names are not in the class map {map_path}: "
                          f"{sorted(unknown)[:10]}")

@@ -6,6 +6,10 @@ Each video becomes one ``tf.train.SequenceExample``:
 - context ``clip/label/index`` (int64), ``clip/label/string``, ``clip/media_id`` (the video id),
   ``image/frame_rate`` (stored fps), ``image/height``, ``image/width``.
 
+Only a video's annotated segment is stored when it lies inside the video (Kinetics ``time_start`` /
+``time_end``; :func:`~autox3d_tf.data.sampling.segment_frames`), so the TFRecord pipelines need no
+segment of their own.
+
 Shards are named ``{prefix}-{k:05d}-of-{n:05d}.tfrecord``; video ``i`` of the annotation file goes to
 shard ``i % n``. A shard is written to a temporary name and renamed when complete, so after a kill a
 rerun skips the complete shards and redoes only the others: no video is lost or duplicated. Shards
@@ -25,7 +29,8 @@ from typing import Sequence
 import numpy as np
 
 from autox3d_tf.data.annotations import Annotations, VideoRecord, check_videos_exist, load_annotations
-from autox3d_tf.data.decode import VideoDecodeError, _open, _info_from
+from autox3d_tf.data.decode import _SEEK_MIN_SECONDS, VideoDecodeError, _FrameIndexer, _info_from, _open
+from autox3d_tf.data.sampling import segment_frames
 
 __all__ = [
     "shard_paths",
@@ -52,12 +57,16 @@ def _target_size(h: int, w: int, short_side: int | None) -> tuple[int, int]:
 
 
 def video_to_jpegs(
-    path: str, fps: float | None = None, short_side: int | None = None, quality: int = 90
+    path: str, fps: float | None = None, short_side: int | None = None, quality: int = 90,
+    start: float | None = None, end: float | None = None, segment_info: dict | None = None,
 ) -> tuple[list[bytes], float, int, int]:
-    """Decodes a whole video once and returns ``(jpegs, stored_fps, height, width)``.
+    """Decodes a video once and returns ``(jpegs, stored_fps, height, width)``.
 
     ``fps`` lowers the frame rate (frames are dropped evenly; never raised); ``short_side`` shrinks
-    frames whose short side is larger. Raises :class:`VideoDecodeError` naming the file.
+    frames whose short side is larger. ``start`` / ``end`` (seconds) keep only that segment of the
+    video when it lies inside it, by :func:`~autox3d_tf.data.sampling.segment_frames`' rules (a
+    segment reaching the end means the whole video; one starting past the end gives the whole video
+    and sets ``segment_info["past_end"]``). Raises :class:`VideoDecodeError` naming the file.
     """
     import av
     import tensorflow as tf
@@ -66,16 +75,32 @@ def video_to_jpegs(
     jpegs: list[bytes] = []
     try:
         info = _info_from(path, container, stream)
+        seg = segment_frames(info.num_frames, info.fps, start, end)
+        if segment_info is not None:
+            segment_info.update(past_end=seg.past_end, first=seg.first, count=seg.count)
+        restricted = (seg.first, seg.count) != (0, info.num_frames)
+        indexer = _FrameIndexer(stream, info.fps)
         keep_fps = min(fps, info.fps) if fps else info.fps
         step = 1.0 / keep_fps
-        next_t = 0.0
+        next_t = seg.first / info.fps - 0.5 / info.fps if restricted else 0.0
         h = w = 0
         tb = float(stream.time_base) if stream.time_base else None
-        start = stream.start_time or 0
+        start_pts = stream.start_time or 0
         n = -1
+        index = -1
+        reached_end = False
+        if restricted and indexer.time_base is not None and seg.first / info.fps >= _SEEK_MIN_SECONDS:
+            container.seek(indexer.to_pts(max(seg.first - 1, 0)), stream=stream, backward=True, any_frame=False)
         for frame in container.decode(stream):
             n += 1
-            t = (frame.pts - start) * tb if (frame.pts is not None and tb) else n / info.fps
+            t = (frame.pts - start_pts) * tb if (frame.pts is not None and tb) else n / info.fps
+            if restricted:
+                index = indexer(frame.pts) if frame.pts is not None else n
+                if index < seg.first:
+                    continue
+                if index >= seg.first + seg.count:
+                    reached_end = True
+                    break
             if t + 1e-6 < next_t:
                 continue
             next_t += step
@@ -90,8 +115,14 @@ def video_to_jpegs(
     finally:
         container.close()
     if not jpegs:
-        raise VideoDecodeError(path, "no decodable frames")
+        raise VideoDecodeError(path, "no decodable frames" + (" in the annotated segment" if restricted else ""))
     declared = int(stream.frames or 0)
+    if restricted:  # decoding must reach the segment's end (or the declared frames, if fewer)
+        shortfall = 0 if reached_end else min(declared, seg.first + seg.count) - (index + 1)
+        if declared and shortfall > max(3, 0.05 * seg.count):
+            raise VideoDecodeError(path, f"truncated video: container declares {declared} frames, decoding "
+                                         f"stopped at {index + 1}, inside the annotated segment")
+        return jpegs, keep_fps, h, w
     decoded = n + 1
     if declared and declared - decoded > max(3, 0.05 * declared):
         raise VideoDecodeError(path, f"truncated video: container declares {declared} frames, only {decoded} decodable")
@@ -133,26 +164,35 @@ def write_shard(
 ) -> dict:
     """Writes one shard atomically (temporary file, then rename). Bad videos are skipped and listed.
 
-    Returns ``{"path", "videos", "errors": [[path, reason], ...]}``.
+    Each record's annotated segment (``VideoRecord.segment``) is stored, not the whole video, when it
+    lies inside the video. Returns ``{"path", "videos", "errors": [[path, reason], ...],
+    "segment_fallbacks": [[path, reason], ...]}`` (videos whose segment starts past their end,
+    stored whole).
     """
     import tensorflow as tf
 
     tmp = f"{path}.tmp-{os.getpid()}"
     errors: list[list[str]] = []
+    fallbacks: list[list[str]] = []
     written = 0
     with tf.io.TFRecordWriter(tmp) as writer:
         for rec in records:
             try:
-                jpegs, kept, h, w = video_to_jpegs(rec.path, fps, short_side, quality)
+                start, end = rec.segment
+                seg: dict = {}
+                jpegs, kept, h, w = video_to_jpegs(rec.path, fps, short_side, quality, start, end, seg)
                 writer.write(make_sequence_example(jpegs, rec.label, rec.video_id, rec.label_name, kept, h, w))
                 written += 1
+                if seg.get("past_end"):
+                    fallbacks.append([rec.path, f"{rec.path}: segment [{start}, {end}) s starts past the end of "
+                                                "the video; whole video stored"])
             except VideoDecodeError as err:
                 errors.append([rec.path, str(err)])
             if counter is not None:
                 with counter.get_lock():
                     counter.value += 1
     os.replace(tmp, path)
-    return {"path": path, "videos": written, "errors": errors}
+    return {"path": path, "videos": written, "errors": errors, "segment_fallbacks": fallbacks}
 
 
 _COUNTER = None
@@ -180,6 +220,7 @@ class ConversionReport:
     videos: int
     errors: list[list[str]] = field(default_factory=list)
     seconds: float = 0.0
+    segment_fallbacks: list[list[str]] = field(default_factory=list)
 
 
 def convert_to_tfrecord(
@@ -199,8 +240,11 @@ def convert_to_tfrecord(
 
     Resumable: complete shards are kept (unless ``overwrite``), partial ones are redone. Also writes
     ``{out_prefix}.classes.json`` (the class map) and ``{out_prefix}.manifest.json`` (shards, video
-    counts, bad videos). Missing files raise :class:`MissingVideosError` before any work; videos that
-    fail to decode are skipped and reported.
+    counts, bad videos, segment fallbacks). Missing files raise :class:`MissingVideosError` before any
+    work; videos that fail to decode are skipped and reported. Only the annotated segment of a video
+    is stored when it lies inside the video (Kinetics ``time_start`` / ``time_end``; see
+    :func:`video_to_jpegs`); a segment starting past the video's end stores the whole video and is
+    reported in ``segment_fallbacks``.
     """
     t0 = time.time()
     ann = annotations if isinstance(annotations, Annotations) else load_annotations(
@@ -253,12 +297,15 @@ def convert_to_tfrecord(
         with open(manifest_path, encoding="utf-8") as f:
             manifest = json.load(f)
     for r in results:
-        manifest["shards"][os.path.basename(r["path"])] = {"videos": r["videos"], "errors": r["errors"]}
+        manifest["shards"][os.path.basename(r["path"])] = {"videos": r["videos"], "errors": r["errors"],
+                                                           "segment_fallbacks": r["segment_fallbacks"]}
     manifest.update({"fps": fps, "short_side": short_side, "quality": quality, "num_shards": shards,
                      "classes": ann.classes.names})
     manifest["errors"] = [e for s in manifest["shards"].values() for e in s["errors"]]
+    manifest["segment_fallbacks"] = [e for s in manifest["shards"].values() for e in s.get("segment_fallbacks", [])]
     with open(manifest_path + ".tmp", "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1)
     os.replace(manifest_path + ".tmp", manifest_path)
     return ConversionReport(shards=paths, written_shards=len(results), skipped_shards=done,
-                            videos=sum(r["videos"] for r in results), errors=errors, seconds=time.time() - t0)
+                            videos=sum(r["videos"] for r in results), errors=errors, seconds=time.time() - t0,
+                            segment_fallbacks=[e for r in results for e in r["segment_fallbacks"]])
