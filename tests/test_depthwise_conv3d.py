@@ -469,6 +469,37 @@ def test_tf_function_unknown_batch_and_no_grouped_conv(kernel_size, strides, pad
     assert not any(node.attr.get("_XlaMustCompile") and node.attr["_XlaMustCompile"].b for node in graph.node)
 
 
+GRAPH_CASES = [
+    ((3, 3, 3), (1, 1, 1), (1, 1, 1)),
+    ((3, 3, 3), (1, 2, 2), (1, 1, 1)),  # X3D's stride-2 blocks: explicit spatial pads
+    ((3, 3, 3), (2, 2, 2), "same"),
+    ((5, 1, 1), (1, 1, 1), (2, 0, 0)),  # the stem's temporal conv
+    ((3, 1, 1), (2, 1, 1), ((1, 0), (0, 0), (0, 0))),
+    ((4, 1, 1), (1, 1, 1), ((2, 1), (0, 0), (0, 0))),
+    ((1, 3, 3), (1, 2, 2), (0, 1, 1)),
+    ((1, 3, 3), (1, 1, 1), "same"),
+    ((3, 1, 1), (1, 2, 2), "valid"),
+    ((2, 3, 3), (1, 1, 1), ((1, 0), (1, 1), (0, 2))),
+]
+
+
+@pytest.mark.parametrize("use_bias", [False, True])
+@pytest.mark.parametrize("kernel_size,strides,padding", GRAPH_CASES)
+def test_graph_mode_static_batch_one_and_many(kernel_size, strides, padding, use_bias):
+    """In a tf.function with a static batch (Grappler's fusions on; batch 1 takes no row gather)."""
+    rng = np.random.default_rng(zlib.crc32(repr((kernel_size, strides, padding, use_bias)).encode()))
+    channels = 5
+    size = (6, 9, 8)
+    layer, kernel, bias = make_layer(kernel_size, strides, padding, use_bias, channels, rng)
+    pads = explicit_pads(padding, size, kernel_size, strides)
+    fn = tf.function(layer.__call__)
+    for batch in (1, 3):
+        x = rng.standard_normal((batch, *size, channels)).astype("float32")
+        got = fn(tf.constant(x))
+        assert got.shape.as_list() == list(layer.compute_output_shape(x.shape))
+        assert rel_err(got, ref_forward(x, kernel, bias, strides, pads)) < RTOL
+
+
 def test_dynamic_spatial_sizes_with_explicit_and_same_stride1_padding():
     """Explicit padding and stride-1 'same' need no static sizes (the stem's temporal conv)."""
     rng = np.random.default_rng(8)

@@ -69,6 +69,19 @@ def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def _is_tf() -> bool:
+    return keras.backend.backend() == "tensorflow"
+
+
+def _bias_add(x, bias):
+    """Per-channel bias; on TensorFlow a BiasAdd, which Grappler fuses into the op before it."""
+    if _is_tf():
+        import tensorflow as tf
+
+        return tf.nn.bias_add(x, bias)
+    return x + bias
+
+
 def _depthwise_conv2d(x, kernel, strides: tuple[int, int], padding: str | list):
     """Depthwise 2D convolution; ``padding`` may be explicit pairs on the TensorFlow backend."""
     if isinstance(padding, str):
@@ -179,10 +192,13 @@ class DepthwiseConv3D(keras.layers.Layer):
         (pt0, pt1), (ph0, ph1), (pw0, pw1) = self._pads(inputs.shape)
         channels = inputs.shape[-1]
 
+        if kh == kw == 1 and sh == sw == 1 and not (ph0 or ph1 or pw0 or pw1):
+            return self._temporal_only(inputs, (pt0, pt1), out_shape)
+
         # Spatial padding: TF 'same' at stride 1 and explicit pads on TensorFlow are done by the
         # 2D op itself; only other backends pad the tensor (a copy).
         spatial_same = sh == sw == 1 and (ph0, ph1) == _same_pads(1, kh, 1) and (pw0, pw1) == _same_pads(1, kw, 1)
-        native_pads = not spatial_same and keras.backend.backend() == "tensorflow"
+        native_pads = not spatial_same and _is_tf()
         if spatial_same or native_pads:
             conv_padding = "same" if spatial_same else [[0, 0], [ph0, ph1], [pw0, pw1], [0, 0]]
             hp = wp = (0, 0)
@@ -209,16 +225,58 @@ class DepthwiseConv3D(keras.layers.Layer):
                 terms.append(tap * self.kernel[i, 0, 0, :, 0])
             else:
                 terms.append(_depthwise_conv2d(tap, self.kernel[i], (sh, sw), conv_padding))
+        bias_done = False
+        if self.use_bias and _is_tf() and isinstance(conv_padding, str) and not spatial_identity:
+            # A BiasAdd right after one tap's convolution: Grappler fuses the two into one kernel.
+            # Not with explicit pads: TensorFlow 2.21's fused depthwise kernel aborts the process
+            # on them ("Check failed ... Invalid index from the dimension").
+            terms[0] = _bias_add(terms[0], self.bias)
+            bias_done = True
         out = _add_n(terms)
 
-        if kt > 1 or st > 1:
-            # Row b * frames + t * st of the sum is output frame t of clip b; the rows in between
-            # straddle two clips and are dropped.
+        # With one clip (static batch 1) and temporal stride 1, the rows of the sum are exactly
+        # the output frames; otherwise row b * frames + t * st is output frame t of clip b and the
+        # rows in between straddle two clips and are dropped.
+        one_clip = inputs.shape[0] == 1
+        if (kt > 1 or st > 1) and not (one_clip and st == 1):
             rows = ops.arange(batch)[:, None] * frames + ops.arange(out_frames)[None, :] * st
             out = ops.take(out, ops.reshape(rows, (-1,)), axis=0)
-        out_shape = ops.shape(out)
-        out = ops.reshape(out, (batch, out_frames, out_shape[1], out_shape[2], channels))
-        if self.use_bias:
+        out_dims = ops.shape(out)
+        out = ops.reshape(out, (batch, out_frames, out_dims[1], out_dims[2], channels))
+        if self.use_bias and not bias_done:
+            out = out + self.bias
+        return out
+
+    def _temporal_only(self, inputs, pads: tuple[int, int], out_shape):
+        """A (kt, 1, 1) kernel: one depthwise 2D convolution over (frames, pixels) per clip.
+
+        The clip is viewed as (batch, frames, H * W, C) (a free reshape); the temporal taps are
+        the rows of a (kt, 1) kernel and the temporal zero padding is the op's own padding, so
+        there is no copy, no per-tap op and no row selection, for any batch size.
+        """
+        kt, st = self.kernel_size[0], self.strides[0]
+        channels = inputs.shape[-1]
+        shape = ops.shape(inputs)
+        x = ops.reshape(inputs, (shape[0], shape[1], -1, channels))
+        kernel = self.kernel[:, 0]  # (kt, 1, C, 1)
+        if not any(pads):
+            padding = "valid"
+        elif st == 1 and tuple(pads) == _same_pads(1, kt, 1):
+            padding = "same"
+        elif _is_tf():
+            padding = [[0, 0], list(pads), [0, 0], [0, 0]]
+        else:
+            x = ops.pad(x, [[0, 0], list(pads), [0, 0], [0, 0]])
+            padding = "valid"
+        out = _depthwise_conv2d(x, kernel, (st, 1), padding)
+        fuse_bias = self.use_bias and isinstance(padding, str)  # see `call` on explicit pads
+        if fuse_bias:
+            out = _bias_add(out, self.bias)
+        frames = out_shape[1] if out_shape[1] is not None else ops.shape(out)[1]
+        height = inputs.shape[2] if inputs.shape[2] is not None else shape[2]
+        width = inputs.shape[3] if inputs.shape[3] is not None else shape[3]
+        out = ops.reshape(out, (shape[0], frames, height, width, channels))
+        if self.use_bias and not fuse_bias:
             out = out + self.bias
         return out
 
