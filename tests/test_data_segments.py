@@ -4,6 +4,7 @@ segments past the end fall back to the whole video and are reported."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from autox3d_tf.cli.main import main
 from autox3d_tf.data import pipeline
 from autox3d_tf.data.annotations import VideoRecord, load_annotations
 from autox3d_tf.data.pipeline import parse_sequence_example, video_dataset, video_eval_dataset
@@ -158,7 +160,16 @@ def test_to_tfrecord_stores_only_the_segment(tmp_path):
     # The segment's first stored frame is the video's frame at 2 s (frame 20 at 10 fps).
     diffs = [np.abs(tf.io.decode_jpeg(whole[k]).numpy().astype(np.float32) - first).mean() for k in (19, 20, 21)]
     assert diffs[1] < 1.0 < min(diffs[0], diffs[2])
-    import json
-
     manifest = json.loads((tmp_path / "out" / "k.manifest.json").read_text())
     assert len(manifest["segment_fallbacks"]) == 1
+
+
+@needs_videos
+def test_cli_lists_segment_fallbacks(tmp_path, capsys):
+    csv = tmp_path / "k.csv"
+    csv.write_text("label,youtube_id,time_start,time_end,split\nc,demo,12,22,train\n")
+    rc = main(["to-tfrecord", str(csv), str(tmp_path / "k"), "--shards", "1", "--workers", "1", "--fps", "2",
+               "--short-side", "32", "--video-root", str(VIDEOS), "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "wrote 1 videos" in out and "stored whole:" in out and "demo.mp4: segment [12.0, 22.0)" in out

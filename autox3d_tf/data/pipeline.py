@@ -15,7 +15,14 @@ Clip settings default to the zoo model's (``autox3d_tf.zoo.get_config``): X3D-S 
 one per-clip seed, so a pipeline built with ``seed=`` yields the same clips every run (and new ones
 each epoch). Bad videos: a missing file fails when the dataset is built (all of them listed); a file
 that fails to decode during iteration is skipped, logged and counted in ``dataset.error_log`` (or,
-with ``on_error="raise"``, stops the iteration with an error naming it).
+with ``on_error="raise"``, stops the iteration with an error naming it). TFRecord pipelines do the
+same for records that fail to parse or decode and for truncated or corrupt shards.
+
+Kinetics segments (``time_start`` / ``time_end``) restrict clips to that part of the video when it
+lies inside it (:mod:`~autox3d_tf.data.sampling`); a segment starting past the video's end samples the
+whole video and is listed in ``dataset.error_log.segment_fallbacks``. Under
+``strategy.distribute_datasets_from_function``, pass the ``InputContext`` as ``input_context``: each
+input pipeline then decodes only its share of the videos (or TFRecord shards, or records).
 """
 
 from __future__ import annotations
@@ -123,6 +130,7 @@ class DecodeErrorLog:
         self.kind = kind
         self.errors: list[tuple[str, str]] = []
         self.segment_fallbacks: list[tuple[str, str]] = []
+        self._fallback_paths: set[str] = set()
 
     def record(self, path: str, reason: str) -> None:
         with self._lock:
@@ -133,8 +141,9 @@ class DecodeErrorLog:
     def record_segment_fallback(self, path: str, reason: str) -> None:
         """Notes (once per video) that its segment was past the end and the whole video was used."""
         with self._lock:
-            if any(p == path for p, _ in self.segment_fallbacks):
+            if path in self._fallback_paths:
                 return
+            self._fallback_paths.add(path)
             self.segment_fallbacks.append((path, reason))
         logger.warning("annotated segment past the end of the video, sampling the whole video: %s", reason)
 
@@ -171,6 +180,7 @@ class DecodeErrorLog:
         with self._lock:
             self.errors.clear()
             self.segment_fallbacks.clear()
+            self._fallback_paths.clear()
 
 
 def _as_annotations(source, video_root=None, split=None) -> Annotations:
