@@ -144,43 +144,49 @@ def with_bad_jpegs(raw):
 
 @pytest.fixture(scope="module")
 def damaged(converted, tmp_path_factory):
-    """Three shards: a good record, an undecodable-JPEG record, a record that is no SequenceExample;
-    and a shard cut in the middle of its second record."""
+    """Shards: a good record, an undecodable-JPEG record, a record that is no SequenceExample; a shard
+    cut in the middle of its second record; and one with a byte of its second record flipped."""
     _, _, _, prefix, _ = converted
     recs = shard_records(prefix)
     tmp = tmp_path_factory.mktemp("damaged")
     a = write_records(tmp / "a.tfrecord", [recs["video2"], with_bad_jpegs(recs["demo"]), b"\x01\x02 not a proto"])
     full = Path(write_records(tmp / "full.tfrecord", [recs["video1"], recs["demo"]])).read_bytes()
     cut = tmp / "b.tfrecord"
-    cut.write_bytes(full[: len(recs["video1"]) + 16 + len(recs["demo"]) // 2])
-    return a, str(cut)
+    middle = len(recs["video1"]) + 16 + len(recs["demo"]) // 2
+    cut.write_bytes(full[:middle])
+    flipped = bytearray(full)
+    flipped[middle] ^= 0xFF  # the data CRC of record 1 no longer matches
+    crc = tmp / "c.tfrecord"
+    crc.write_bytes(bytes(flipped))
+    return a, str(cut), str(crc)
 
 
 def test_bad_records_are_skipped_counted_and_reported(damaged, caplog):
-    a, cut = damaged
+    a, cut, crc = damaged
     kw = dict(frames=4, rate=3, crop=64)
-    ds = tfrecord_dataset([a, cut], "X3D_XS", batch_size=1, seed=0, shuffle=False, drop_remainder=False, **kw)
+    ds = tfrecord_dataset([a, cut, crc], "X3D_XS", batch_size=1, seed=0, shuffle=False, drop_remainder=False, **kw)
     with caplog.at_level("WARNING", logger="autox3d_tf.data"):
         labels = sorted(int(y[0]) for _, y in ds)
-    assert labels == [1, 2]  # video2 (deadlifting) and video1 (high jump): the two good records
+    assert labels == [1, 2, 2]  # video2 (deadlifting), video1 (high jump) x2: the good records
     log = ds.error_log
-    assert log.count == 3 and sorted(log.paths) == sorted([a, cut])
+    assert log.count == 4 and sorted(log.paths) == sorted([a, cut, crc])
     reasons = "\n".join(r for _, r in log.errors)
     assert f"{a}: record 1 (video 'demo'): frame 0 of" in reasons  # the undecodable JPEG frames
     assert f"{a}: record 2: not a SequenceExample" in reasons
     assert f"{cut}: unreadable after record 0 (byte" in reasons and "truncated or corrupt" in reasons
-    assert "3 bad records skipped in 2 files" in log.summary()
-    assert sum("skipped bad record" in r.message for r in caplog.records) == 3
+    assert f"{crc}: unreadable after record 0 (byte" in reasons
+    assert "4 bad records skipped in 3 files" in log.summary()
+    assert sum("skipped bad record" in r.message for r in caplog.records) == 4
     # A second epoch meets them again, as the video path counts a bad video per clip.
-    assert len(list(ds)) == 2 and log.count == 6
+    assert len(list(ds)) == 3 and log.count == 8
 
-    views = tfrecord_eval_dataset([a, cut], "X3D_XS", num_clips=1, num_crops=1, batch_size=1, **kw)
+    views = tfrecord_eval_dataset([a, cut, crc], "X3D_XS", num_clips=1, num_crops=1, batch_size=1, **kw)
     ids = [v.numpy()[0] for _, _, v in views]
-    assert ids == [b"video2", b"video1"] and views.error_log.count == 3
+    assert sorted(ids) == [b"video1", b"video1", b"video2"] and views.error_log.count == 4
 
 
 def test_bad_record_raises_when_asked(damaged):
-    a, cut = damaged
+    a, cut, _ = damaged
     kw = dict(frames=4, rate=3, crop=64)
     ds = tfrecord_dataset([a], "X3D_XS", batch_size=1, shuffle=False, seed=0, on_error="raise", **kw)  # in order
     with pytest.raises(tf.errors.OpError, match=r"a\.tfrecord: record 1 \(video 'demo'\)"):
