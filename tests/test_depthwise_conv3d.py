@@ -571,6 +571,28 @@ def test_pointwise_conv3d_matches_definition(strides, size, use_bias):
     assert rel_err(y, expected) < RTOL
 
 
+@pytest.mark.parametrize("batch", [1, None])
+@pytest.mark.parametrize("strides", [(1, 1, 1), (1, 2, 2)])
+def test_pointwise_conv3d_large_inputs_in_graph_mode(strides, batch):
+    """Above CONV_MIN_ROWS pixels the layer runs a 1x1 Conv2D (fused with bias and ReLU)."""
+    from autox3d_tf.layers.pointwise_conv3d import CONV_MIN_ROWS
+
+    rng = np.random.default_rng(17)
+    size = (3, 64, 72)
+    assert size[0] * size[1] * size[2] >= CONV_MIN_ROWS
+    layer = PointwiseConv3D(7, strides=strides, use_bias=True, activation="relu")
+    layer.build((None, *size, 5))
+    kernel = rng.standard_normal((5, 7))
+    bias = rng.standard_normal(7)
+    layer.set_weights([kernel.astype("float32"), bias.astype("float32")])
+    fn = tf.function(layer.__call__, input_signature=[tf.TensorSpec((batch, *size, 5), tf.float32)])
+    for n in (1,) if batch == 1 else (1, 2):
+        x = rng.standard_normal((n, *size, 5))
+        sub = x[:, :: strides[0], :: strides[1], :: strides[2]]
+        ref = np.maximum(np.einsum("bthwi,io->bthwo", sub, kernel) + bias, 0.0)
+        assert rel_err(fn(tf.constant(x.astype("float32"))), ref) < RTOL
+
+
 def test_pointwise_conv3d_config_and_errors():
     layer = PointwiseConv3D(4, strides=(1, 2, 2), use_bias=True)
     clone = PointwiseConv3D.from_config(json.loads(json.dumps(layer.get_config())))
