@@ -28,9 +28,11 @@ flags.DEFINE_string("out_dir", "runs/train", "Run folder: weights, run.json, log
 flags.DEFINE_integer("epochs", 10, "Epochs.")
 flags.DEFINE_integer("batch_size", 8, "Global batch size (split over replicas).")
 flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: training videos // batch size).")
-flags.DEFINE_float("learning_rate", None, "Peak learning rate (default: 1.6 x batch / 1024, the X3D recipe).")
+flags.DEFINE_float("learning_rate", None, "Peak learning rate (default: 1.6 x batch / 1024, the X3D recipe; AdamW: 2e-3).")
 flags.DEFINE_float("warmup_epochs", None, "Linear warm-up epochs (default: 35/300 of the run).")
-flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adamw"], "sgd: the X3D recipe (SGD momentum, L2 weight decay); "
+                  "adamw: AdamW (decoupled weight decay, --momentum as beta_1), quicker on small data.")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum (AdamW: beta_1).")
 flags.DEFINE_float("weight_decay", 5e-5, "L2 weight decay (not applied to BatchNorm parameters and biases).")
 flags.DEFINE_float("dropout", 0.5, "Dropout before the classifier.")
 flags.DEFINE_float("label_smoothing", 0.0, "Label smoothing.")
@@ -67,7 +69,7 @@ def main(argv: list[str]) -> int:
     from autox3d_tf.training.loops import train
     from autox3d_tf.training.recipe import Recipe
 
-    recipe = Recipe(momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay, dropout_rate=FLAGS.dropout,
+    recipe = Recipe(optimizer=FLAGS.optimizer, momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay, dropout_rate=FLAGS.dropout,
                     label_smoothing=FLAGS.label_smoothing)
     result = train(
         FLAGS.train_data,

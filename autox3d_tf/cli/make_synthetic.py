@@ -1,9 +1,10 @@
 """write the built-in synthetic motion dataset
 
-    autox3d make-synthetic data/synthetic --classes 4 --clips-per-class 100 --size 64 --frames 16
+    autox3d make-synthetic data/synthetic --classes 4 --clips-per-class 200 --size 48 --frames 16
 
-Real MP4 files plus a Kinetics-style CSV (and train/val/test CSVs, classes.json). Classes differ only
-in the direction of motion over time (moving right vs left, growing vs shrinking, ...).
+Real MP4 files plus a Kinetics-style CSV (and train/val/test CSVs, classes.json). The classes show the
+same frames in different orders (rising, falling, up fast and down slowly, ...), so only motion tells
+them apart: a model that ignores time order is at chance.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import json
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the command's arguments."""
     parser.add_argument("out_dir", help="output folder (created)")
-    parser.add_argument("--classes", type=int, default=4, help="number of classes, 2 to 8 (default 4)")
-    parser.add_argument("--clips-per-class", type=int, default=100, help="clips per class (default 100)")
-    parser.add_argument("--size", type=int, default=64, help="frame width and height in pixels (default 64)")
+    parser.add_argument("--classes", type=int, default=4, help="number of classes, 2 to 6 (default 4)")
+    parser.add_argument("--clips-per-class", type=int, default=200, help="clips per class (default 200)")
+    parser.add_argument("--size", type=int, default=48, help="frame width and height in pixels (default 48)")
+    parser.add_argument("--moving", type=int, default=8, help="travelling shapes per clip (default 8)")
     parser.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
     parser.add_argument("--fps", type=int, default=12, help="frame rate (default 12)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     info = write_synthetic_dataset(
         args.out_dir, num_classes=args.classes, clips_per_class=args.clips_per_class, size=args.size,
-        frames=args.frames, fps=args.fps, seed=args.seed, codec=args.codec, progress=not args.quiet)
+        frames=args.frames, moving=args.moving, fps=args.fps, seed=args.seed, codec=args.codec, progress=not args.quiet)
     if args.json:
         print(json.dumps(info.__dict__, indent=1))
     else:

@@ -1,22 +1,30 @@
 """The built-in synthetic motion dataset: classes that can only be told apart over time.
 
-Each clip shows a random polygon (random shape, colour, size, orientation) moving over a cluttered
-background (a random colour gradient with random static shapes). Classes come in pairs that are exact
-time reversals of each other:
+Each clip shows a random shape (random polygon, colour, size, orientation) travelling vertically over
+a cluttered background (a random colour gradient with random static shapes), while it drifts sideways,
+turns and changes size by random, class-independent amounts. The classes are the *order* in which the
+same frames are shown:
 
-    0 moving right / 1 moving left, 2 growing / 3 shrinking, 4 moving down / 5 moving up,
-    6 rotating clockwise / 7 rotating anticlockwise
+    0 rising                      the shape travels up
+    1 falling                     the frames of 0 played backwards
+    2 rising then falling         up at twice the speed, then back down
+    3 falling then rising         the frames of 2 played backwards
+    4 rising, falling, rising     up, down, up (three passes)
+    5 falling, rising, falling    the frames of 4 played backwards
 
-A clip of class ``2k + 1`` is the frames of a clip of class ``2k`` played backwards (same random
-draw), so every single frame, and any order-free summary of the frames (their mean, their set), has
-exactly the same distribution in both classes of a pair: a model that ignores temporal order scores at
-chance within each pair, and at chance overall with two classes.
+One random draw gives the *base* frames (the shape rising); the class only picks a permutation of
+them (:func:`frame_order`). So every clip of every class is made of the same distribution of frames,
+and any order-free summary of a clip (one frame, the set of frames, their mean) carries no
+information about its class: a model that ignores temporal order scores at chance, ``1 / classes``.
+The motion is vertical, so horizontal-flip augmentation keeps every label.
 
     from autox3d_tf.data.synthetic import write_synthetic_dataset
     info = write_synthetic_dataset("synthetic/")   # MP4 files + annotations.csv (Kinetics style)
 
-The default (4 classes x 100 clips, 64 x 64 px, 16 frames at 12 fps) writes in a few seconds and is
-deterministic under ``seed``.
+The default (4 classes x 200 clips, 48 x 48 px, 16 frames at 12 fps, 8 moving shapes) writes in
+about 15 seconds and is deterministic under ``seed``; the demo trains a searched network to over 90%
+test top-1 on it in a few minutes of CPU, while the same network trained on time-shuffled clips stays at
+chance (see README).
 """
 
 from __future__ import annotations
@@ -34,30 +42,46 @@ __all__ = [
     "CLASS_NAMES",
     "SyntheticDataset",
     "class_names",
+    "frame_order",
     "render_clip",
     "write_video",
     "write_synthetic_dataset",
 ]
 
 CLASS_NAMES = (
-    "moving right",
-    "moving left",
-    "growing",
-    "shrinking",
-    "moving down",
-    "moving up",
-    "rotating clockwise",
-    "rotating anticlockwise",
+    "rising",
+    "falling",
+    "up fast, down slowly",
+    "up slowly, down fast",
+    "up and down",
+    "down and up",
 )
 
 _POLYGONS = ("triangle", "square", "pentagon", "cross", "arrow")
 
 
 def class_names(num_classes: int) -> list[str]:
-    """The first ``num_classes`` class names (2 to 8)."""
+    """The first ``num_classes`` class names (2 to 6)."""
     if not 2 <= num_classes <= len(CLASS_NAMES):
         raise ValueError(f"num_classes must be between 2 and {len(CLASS_NAMES)}, got {num_classes}")
     return list(CLASS_NAMES[:num_classes])
+
+
+def frame_order(label: int, frames: int) -> np.ndarray:
+    """The permutation of the base frames (index 0: the shape at the bottom, ``frames - 1``: at the
+    top) that class ``label`` shows: frame ``i`` of the clip is base frame ``frame_order(label)[i]``."""
+    if not 0 <= int(label) < len(CLASS_NAMES):
+        raise ValueError(f"label must be in 0..{len(CLASS_NAMES) - 1}, got {label}")
+    family, backwards = divmod(int(label), 2)
+    base = np.arange(frames)
+    if family == 0:  # one pass up
+        order = base
+    elif family == 1:  # up through every third base frame, then down through the others
+        fast = base[0::3]
+        order = np.concatenate([fast, np.setdiff1d(base, fast)[::-1]])
+    else:  # up through the even base frames, down through the odd ones: same speed both ways
+        order = np.concatenate([base[0::2], base[1::2][::-1]])
+    return order[::-1].copy() if backwards else order
 
 
 def _outline(kind: str) -> list[np.ndarray]:
@@ -123,46 +147,49 @@ def _background(rng: np.random.Generator, size: int, grid) -> np.ndarray:
     return img
 
 
-def render_clip(label: int, seed: int | np.random.Generator, size: int = 64, frames: int = 16) -> np.ndarray:
+def _contrasting_colour(rng: np.random.Generator, background: np.ndarray, min_distance: float = 150.0) -> np.ndarray:
+    """A random colour at least ``min_distance`` (L1 over RGB, 0-765) from the background's mean."""
+    mean = background.reshape(-1, 3).mean(0)
+    for _ in range(32):
+        colour = _colour(rng)
+        if np.abs(colour - mean).sum() >= min_distance:
+            return colour
+    return 255.0 - mean  # the mean's complement is always far enough
+
+
+def render_clip(label: int, seed: int | np.random.Generator, size: int = 64, frames: int = 16,
+                moving: int = 8) -> np.ndarray:
     """One clip of class ``label`` as uint8 ``[frames, size, size, 3]``.
 
-    The random draw does not depend on the direction (``label % 2``): ``render_clip(2k + 1, s)`` is
-    ``render_clip(2k, s)[::-1]``.
+    ``moving`` random shapes travel vertically (each with its own distance, sideways drift, turn and
+    change of size) over a background of static clutter. The random draw does not depend on
+    ``label``: ``render_clip(c, s)`` is the same base frames for every class ``c``, in the order
+    ``frame_order(c, frames)``.
     """
+    order = frame_order(label, frames)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    family, backwards = divmod(int(label), 2)
-    if not 0 <= family < 4:
-        raise ValueError(f"label must be in 0..7, got {label}")
     grid = np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5)
     bg = _background(rng, size, grid)
-    pieces = _outline(_POLYGONS[int(rng.integers(len(_POLYGONS)))])
-    colour = _colour(rng)
-    angle0 = rng.uniform(0, 2 * np.pi)
-    t = np.linspace(0.0, 1.0, frames)
-    if family in (0, 2):  # translation, along x (right) or y (down)
-        r = rng.uniform(0.10, 0.16) * size
-        dist = rng.uniform(0.35, 0.55) * size
-        a0 = rng.uniform(r, size - r - dist)
-        b = rng.uniform(r, size - r)
-        along = a0 + dist * t
-        cx, cy = (along, np.full(frames, b)) if family == 0 else (np.full(frames, b), along)
-        radius, angle = np.full(frames, r), np.full(frames, angle0)
-    elif family == 1:  # growing
-        r0, r1 = rng.uniform(0.05, 0.09) * size, rng.uniform(0.20, 0.27) * size
-        cx = np.full(frames, rng.uniform(r1, size - r1))
-        cy = np.full(frames, rng.uniform(r1, size - r1))
-        radius, angle = r0 + (r1 - r0) * t, np.full(frames, angle0)
-    else:  # clockwise rotation
-        r = rng.uniform(0.16, 0.24) * size
-        cx, cy = np.full(frames, rng.uniform(r, size - r)), np.full(frames, rng.uniform(r, size - r))
-        radius = np.full(frames, r)
-        angle = angle0 + np.deg2rad(rng.uniform(90, 150)) * t
+    u = np.linspace(0.0, 1.0, frames)  # base frame i shows every shape a fraction u[i] of its way up
+    shapes = []
+    for _ in range(max(1, int(moving))):
+        pieces = _outline(_POLYGONS[int(rng.integers(len(_POLYGONS)))])
+        colour = _contrasting_colour(rng, bg)
+        radius0 = rng.uniform(0.08, 0.14) * size
+        growth = np.exp(rng.uniform(np.log(0.8), np.log(1.25)))  # final / first radius
+        travel = rng.uniform(0.35, 0.7) * size
+        y_bottom = rng.uniform(travel, size)
+        drift = rng.uniform(-0.15, 0.15) * size
+        x0 = rng.uniform(0.0, size)
+        angle0, turn = rng.uniform(0, 2 * np.pi), np.deg2rad(rng.uniform(-90, 90))
+        shapes.append((pieces, colour, x0 + drift * u, y_bottom - travel * u, radius0 * growth**u, angle0 + turn * u))
     clip = np.empty((frames, size, size, 3), np.uint8)
-    for i in range(frames):
+    for i, b in enumerate(order):
         img = bg.copy()
-        img[_mask(pieces, cx[i], cy[i], radius[i], angle[i], size, grid)] = colour
+        for pieces, colour, cx, cy, radius, angle in shapes:
+            img[_mask(pieces, cx[b], cy[b], radius[b], angle[b], size, grid)] = colour
         clip[i] = np.clip(np.round(img), 0, 255).astype(np.uint8)
-    return clip[::-1].copy() if backwards else clip
+    return clip
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 12, codec: str = "h264") -> None:
@@ -202,9 +229,10 @@ class SyntheticDataset:
 def write_synthetic_dataset(
     out_dir: str | os.PathLike,
     num_classes: int = 4,
-    clips_per_class: int = 100,
-    size: int = 64,
+    clips_per_class: int = 200,
+    size: int = 48,
     frames: int = 16,
+    moving: int = 8,
     fps: int = 12,
     seed: int = 0,
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15),
@@ -214,15 +242,15 @@ def write_synthetic_dataset(
     """Writes the synthetic dataset: ``videos/*.mp4``, ``annotations.csv`` (Kinetics columns
     ``label,youtube_id,time_start,time_end,split``), ``train.csv`` / ``val.csv`` / ``test.csv`` and
     ``classes.json`` (class index order). Deterministic under ``seed``; clip ``i`` depends only on
-    ``(seed, i)``."""
+    ``(seed, i)``. ``moving`` is the number of travelling shapes per clip (see :func:`render_clip`)."""
     from autox3d_tf.data.annotations import ClassMap
 
     t0 = time.time()
     names = class_names(num_classes)
     if size % 2 or size < 16:
         raise ValueError(f"size must be even and >= 16, got {size}")
-    if frames < 2 or clips_per_class < 1:
-        raise ValueError("need frames >= 2 and clips_per_class >= 1")
+    if frames < 4 or clips_per_class < 1 or moving < 1:
+        raise ValueError(f"need frames >= 4, clips_per_class >= 1 and moving >= 1, got {frames}, {clips_per_class}, {moving}")
     out_dir = os.fspath(out_dir)
     video_dir = os.path.join(out_dir, "videos")
     os.makedirs(video_dir, exist_ok=True)
@@ -237,7 +265,7 @@ def write_synthetic_dataset(
         for c in range(num_classes):
             i = j * num_classes + c
             vid = f"synth_{i:05d}"
-            clip = render_clip(c, np.random.default_rng([seed, i]), size, frames)
+            clip = render_clip(c, np.random.default_rng([seed, i]), size, frames, moving)
             write_video(os.path.join(video_dir, vid + ".mp4"), clip, fps, codec)
             rows.append({"label": names[c], "youtube_id": vid, "time_start": 0,
                          "time_end": int(np.ceil(duration)), "split": split})

@@ -27,15 +27,21 @@ __all__ = [
 ]
 
 
+OPTIMIZERS = ("sgd", "adamw")
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Hyper-parameters of the X3D recipe (PySlowFast ``configs/Kinetics/X3D_*.yaml``).
 
-    ``base_learning_rate`` is the peak rate for ``base_batch_size`` clips; the rate used is scaled
+    ``optimizer`` is ``"sgd"`` (the X3D recipe: :class:`L2SGD`) or ``"adamw"`` (Keras' AdamW, with
+    its decoupled ``weight_decay``, the same exclusions, ``momentum`` as ``beta_1``; often quicker on
+    small data, as in the demo). ``base_learning_rate`` is the peak rate for ``base_batch_size`` clips; the rate used is scaled
     linearly with the global batch (Goyal et al.). ``warmup_fraction`` of the schedule is a linear
     warm-up from ``warmup_start_factor`` x peak (PySlowFast: 35 of 300 epochs).
     """
 
+    optimizer: str = "sgd"
     base_learning_rate: float = 1.6
     base_batch_size: int = 1024
     momentum: float = 0.9
@@ -48,12 +54,22 @@ class Recipe:
     dropout_rate: float = 0.5
     label_smoothing: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"Unknown optimizer {self.optimizer!r}; valid optimizers are {list(OPTIMIZERS)}.")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+ADAMW_LEARNING_RATE = 2e-3
+
+
 def scaled_learning_rate(batch_size: int, recipe: Recipe = Recipe()) -> float:
-    """The recipe's peak learning rate for a global batch of ``batch_size`` clips."""
+    """The recipe's peak learning rate for a global batch of ``batch_size`` clips (AdamW: a fixed
+    ``2e-3``, which does not scale linearly with the batch)."""
+    if recipe.optimizer == "adamw":
+        return ADAMW_LEARNING_RATE
     return recipe.base_learning_rate * batch_size / recipe.base_batch_size
 
 
@@ -124,8 +140,8 @@ def build_optimizer(
     total_steps: int,
     warmup_steps: int | None = None,
     recipe: Recipe = Recipe(),
-) -> L2SGD:
-    """The recipe's optimizer for ``model``: :class:`L2SGD` on a warm-up + cosine schedule.
+) -> keras.optimizers.Optimizer:
+    """The recipe's optimizer for ``model`` (:class:`L2SGD`, or AdamW) on a warm-up + cosine schedule.
 
     Args:
       model: the model to train (its BatchNorm parameters and biases are excluded from decay).
@@ -140,12 +156,17 @@ def build_optimizer(
     schedule = warmup_cosine_schedule(
         peak, total_steps, warmup_steps, recipe.warmup_start_factor, recipe.final_learning_rate_factor
     )
-    optimizer = L2SGD(
-        learning_rate=schedule,
-        momentum=recipe.momentum,
-        nesterov=recipe.nesterov,
-        weight_decay=recipe.weight_decay or None,
-    )
+    if recipe.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(
+            learning_rate=schedule, beta_1=recipe.momentum, weight_decay=recipe.weight_decay or None
+        )
+    else:
+        optimizer = L2SGD(
+            learning_rate=schedule,
+            momentum=recipe.momentum,
+            nesterov=recipe.nesterov,
+            weight_decay=recipe.weight_decay or None,
+        )
     if recipe.weight_decay:
         optimizer.exclude_from_weight_decay(var_list=weight_decay_exclusions(model, recipe.decay_bias))
     return optimizer
