@@ -1,5 +1,5 @@
 """Evidence the search works (issue 5, 7a): on the synthetic motion dataset, whose classes are time
-reversals of each other (moving right / moving left), the distribution moves to the temporal
+reversals of each other (rising / falling), the distribution moves to the temporal
 block type and away from the 1x3x3 (frame-by-frame) one.
 
 The stem's temporal convolution is switched off (kernel 1), so a network of 1x3x3 blocks sees no
@@ -24,11 +24,11 @@ FRAMES, SIZE = 8, 32
 
 
 def motion_clips(n: int, seed: int, shuffle_frames: bool = False):
-    """``n`` clips of classes 0 (moving right) / 1 (moving left), normalised; with
+    """``n`` clips of classes 0 (rising) / 1 (falling), normalised; with
     ``shuffle_frames`` each clip's frames are permuted (the control: no motion information)."""
     from autox3d_tf.data.synthetic import render_clip
 
-    y = np.arange(n) % 2  # 0 moving right, 1 moving left (the same draws played backwards)
+    y = np.arange(n) % 2  # 0 rising, 1 falling (the same draws played backwards)
     x = np.stack([render_clip(int(c), np.random.default_rng([seed, i]), size=SIZE, frames=FRAMES) for i, c in enumerate(y)])
     if shuffle_frames:
         rng = np.random.default_rng(seed + 99)

@@ -43,6 +43,8 @@ flags.DEFINE_enum("space", "autox3d-v1", ["autox3d-v1", "autox3d-v1-L", "small",
                   "[1,2,2,1] blocks: minutes on a CPU).")
 flags.DEFINE_float("macs_target", None, "MACs budget in GMACs at the searched clip (default: halfway between "
                    "the space's smallest architecture and the uniform distribution's expectation).")
+flags.DEFINE_float("macs_target_fraction", None, "Instead of --macs_target: this fraction (0-1] of the space's "
+                   "largest architecture's MACs.")
 flags.DEFINE_float("penalty", 5.0, "Weight lambda of the MACs hinge max(0, F / F_target - 1).")
 flags.DEFINE_integer("epochs", 10, "Epochs (weight + distribution steps).")
 flags.DEFINE_float("warmup_epochs", None, "Epochs with the distribution frozen (default: a third of --epochs).")
@@ -219,7 +221,16 @@ def run_search() -> dict:
     uniform = ArchDistribution(space)
     expected_uniform = float(uniform.expected_macs().numpy())
     smallest = space.arch_macs(space.extreme_choices(largest=False))
-    target = FLAGS.macs_target * 1e9 if FLAGS.macs_target else (smallest + expected_uniform) / 2
+    if FLAGS.macs_target and FLAGS.macs_target_fraction:
+        raise app.UsageError("give --macs_target or --macs_target_fraction, not both")
+    if FLAGS.macs_target_fraction is not None and not 0 < FLAGS.macs_target_fraction <= 1:
+        raise app.UsageError(f"--macs_target_fraction must be in (0, 1], got {FLAGS.macs_target_fraction}")
+    if FLAGS.macs_target:
+        target = FLAGS.macs_target * 1e9
+    elif FLAGS.macs_target_fraction:
+        target = FLAGS.macs_target_fraction * space.arch_macs(space.extreme_choices(largest=True))
+    else:
+        target = (smallest + expected_uniform) / 2
     steps = FLAGS.steps_per_epoch or max(1, len(train_ann.records) // FLAGS.batch_size)
     warmup_epochs = FLAGS.warmup_epochs if FLAGS.warmup_epochs is not None else FLAGS.epochs / 3
     warmup_steps = int(round(warmup_epochs * steps))

@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     config = DemoConfig(out_dir=args.out, train_epochs=args.train_epochs, search_epochs=args.search_epochs, seed=args.seed)
     if args.quick:
         config = dataclasses.replace(
-            config, clips_per_class=8, search_space="tiny", search_epochs=1, train_epochs=1, eval_clips=1
+            config, clips_per_class=8, search_space="tiny", search_epochs=1, search_warmup_epochs=0.5, train_epochs=1,
+            eval_clips=1,
         )
     run_demo(config)
     return 0
