@@ -6,8 +6,8 @@ The stem's temporal convolution is switched off (kernel 1), so a network of 1x3x
 motion at all and is at chance; the clips come from the synthetic dataset's renderer in memory.
 
 One searched block (3x3x3 against 1x3x3), 300 warm-up steps then 450 steps of alternating
-weight and distribution updates. Measured on this machine: P(3x3x3) = 0.996 with held-out
-accuracy 0.984. Control (``run_motion_search(shuffle_frames=True)``, not run here for time): with
+weight and distribution updates. Measured on this machine with the dataset's earlier version (one
+shape moving right / left): P(3x3x3) = 0.996 with held-out accuracy 0.984. Control (``run_motion_search(shuffle_frames=True)``, not run here for time): with
 every clip's frames permuted there is no motion to learn, and it ended at P(3x3x3) = 0.012 with
 accuracy 0.484 (chance). The test asks for the probability and for the accuracy.
 """
