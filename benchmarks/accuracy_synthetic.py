@@ -129,7 +129,7 @@ def main(argv=None) -> int:
               f"{agg('test_top1')} | {agg('final_train_acc')} |")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"args": vars(args), "results": results}, f, indent=1)
+            json.dump({"args": vars(args), "clip": f"{FRAMES}x{CROP}x{CROP}", "results": results}, f, indent=1)
     return 0
 
 

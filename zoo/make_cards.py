@@ -49,7 +49,7 @@ def _stage_rows(spec, stats):
     return rows
 
 
-def card(variant, bench_rows, acc_rows, bench_cmd, acc_cmd):
+def card(variant, bench_rows, acc_rows, bench_cmd, acc_cmd, acc_clip="8x48x48"):
     from autox3d_tf.arch import x3d_spec
     from autox3d_tf.arch.macs import spec_macs
     from autox3d_tf.flops import count_macs, count_params, stage_stats
@@ -158,7 +158,7 @@ def card(variant, bench_rows, acc_rows, bench_cmd, acc_cmd):
         xacc = [r for r in acc_rows if r["model"] == f"X3D_{variant}"]
         mean = lambda rs, k: 100 * sum(r[k] for r in rs) / len(rs)  # noqa: E731
         lines += [
-            f"- Sanity check only (`benchmarks/accuracy_synthetic.py`): the same architecture at an 8x64x64 clip,",
+            f"- Sanity check only (`benchmarks/accuracy_synthetic.py`): the same architecture at an {acc_clip} clip,",
             f"  trained from scratch for {acc[0]['epochs']} epochs on the built-in synthetic motion dataset (4 classes,",
             f"  seeds {[r['seed'] for r in acc]}): test top-1 {mean(acc, 'test_top1'):.1f}% vs X3D-{variant} "
             f"{mean(xacc, 'test_top1'):.1f}% under the same recipe (see zoo/README.md); those weights are not shipped. "
@@ -197,11 +197,12 @@ def main(argv=None) -> int:
                 f"python benchmarks/bench_autox3d.py --models {' '.join(a['models'])} --batch {' '.join(map(str, a['batch']))} "
                 f"--threads {a['threads']} --runs {a['runs']} --json zoo/results/{os.path.basename(path)}"
             )
-    acc_rows, acc_cmd = [], args.acc_cmd
+    acc_rows, acc_cmd, acc_clip = [], args.acc_cmd, "8x48x48"
     if args.accuracy:
         with open(args.accuracy, encoding="utf-8") as f:
             data = json.load(f)
         acc_rows, a = data["results"], data["args"]
+        acc_clip = data.get("clip", "8x64x64")  # files written before the clip was recorded: 8x64x64
         acc_cmd = (
             f"python benchmarks/accuracy_synthetic.py --seeds {' '.join(map(str, a['seeds']))} --epochs {a['epochs']} "
             f"--json zoo/results/{os.path.basename(args.accuracy)}"
@@ -209,7 +210,7 @@ def main(argv=None) -> int:
     for v in args.variants:
         path = os.path.join(ROOT, "zoo", f"AutoX3D_{v}.md")
         with open(path, "w", encoding="utf-8") as f:
-            f.write(card(v, bench_rows, acc_rows, commands.get(v, args.bench_cmd), acc_cmd))
+            f.write(card(v, bench_rows, acc_rows, commands.get(v, args.bench_cmd), acc_cmd, acc_clip))
         print(f"wrote {path}")
     return 0
 
