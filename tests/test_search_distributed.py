@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+
+from tests.cluster import free_ports, run_workers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GLOBAL_BATCH = 4
@@ -154,35 +155,11 @@ def run_worker(index: int, ports: list[int], out: str) -> None:
         )
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow
 def test_multi_worker_mirrored_two_local_workers(tmp_path):
-    ports = _free_ports(2)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ROOT}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", f"from tests.test_search_distributed import run_worker; run_worker({i}, {ports}, {str(tmp_path / f'w{i}.json')!r})"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        for i in range(2)
-    ]
-    try:
-        outputs = [p.communicate(timeout=420) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for p, (_, err) in zip(procs, outputs):
-        assert p.returncode == 0, err[-4000:]
+    ports = free_ports(2)
+    run_workers([f"from tests.test_search_distributed import run_worker; run_worker({i}, {ports}, {str(tmp_path / f'w{i}.json')!r})"
+                 for i in range(2)])
     r = [json.load(open(tmp_path / f"w{i}.json")) for i in range(2)]
     assert r[0]["replicas"] == r[1]["replicas"] == 2
     assert r[0]["steps"] == r[1]["steps"] == STEPS

@@ -44,6 +44,29 @@ RUN_FILE = "run.json"
 WEIGHTS_FILE = "final.weights.h5"
 
 
+class MultiWorkerModel(keras.Model):
+    """The functional network, trainable by ``fit`` under ``MultiWorkerMirroredStrategy``.
+
+    Keras 3's ``fit`` fails there (keras-team/keras#20585): it builds the model symbolically from a
+    first batch (a ``PerReplica`` value it cannot convert) and reduces logs with
+    ``strategy.reduce(MEAN, axis=0)``, which rejects scalars. The network is built already, and the
+    logs are returned with shape (1,). Same layers and weights as the network it wraps.
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        return
+
+    def train_step(self, data):
+        return _rank1(super().train_step(data))
+
+    def test_step(self, data):
+        return _rank1(super().test_step(data))
+
+
+def _rank1(logs: dict) -> dict:
+    return {k: tf.reshape(tf.cast(v, tf.float32), [1]) for k, v in logs.items()}
+
+
 @dataclass
 class TrainResult:
     """What :func:`train` did: the run folder, the trained model (logits), its Keras history."""
@@ -237,6 +260,8 @@ def train(
             if policy != "float32":  # float32 logits for the loss and metrics (Keras' mixed-precision advice)
                 logits = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(net.output)
                 trained = keras.Model(net.input, logits, name=net.name)
+            if isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy):
+                trained = MultiWorkerModel(trained.inputs, trained.outputs, name=trained.name)
             optimizer = build_optimizer(trained, learning_rate=peak, batch_size=batch_size, total_steps=total_steps,
                                         warmup_steps=warmup_steps, recipe=recipe)
             trained.compile(
@@ -246,9 +271,6 @@ def train(
                          keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5")],
                 jit_compile=False,
             )
-        if isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy):
-            logger.warning("Keras %s: model.fit under MultiWorkerMirroredStrategy is broken upstream "
-                           "(keras-team/keras#20585); this run may fail", keras.__version__)
         backup = keras.callbacks.BackupAndRestore(os.path.join(own_dir, "backup"), save_freq="epoch",
                                                   delete_checkpoint=False)
         own_callbacks = [
