@@ -206,6 +206,7 @@ def run_search() -> dict:
     from autox3d_tf.data.annotations import load_annotations
     from autox3d_tf.search import ArchitectureSearch, ArchDistribution, search_dataset
     from autox3d_tf.search.callbacks import DistributionHistory, SearchCheckpoint
+    from autox3d_tf.training.recipe import ADAMW_LEARNING_RATE
 
     os.makedirs(FLAGS.out_dir, exist_ok=True)
     strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_devices)
@@ -234,7 +235,7 @@ def run_search() -> dict:
     steps = FLAGS.steps_per_epoch or max(1, len(train_ann.records) // FLAGS.batch_size)
     warmup_epochs = FLAGS.warmup_epochs if FLAGS.warmup_epochs is not None else FLAGS.epochs / 3
     warmup_steps = int(round(warmup_epochs * steps))
-    lr = FLAGS.learning_rate or (2e-3 if FLAGS.optimizer == "adamw" else 1.6 * FLAGS.batch_size / 192)
+    lr = FLAGS.learning_rate or (ADAMW_LEARNING_RATE if FLAGS.optimizer == "adamw" else 1.6 * FLAGS.batch_size / 192)
 
     train = _pipeline(FLAGS.data, FLAGS.train_split, FLAGS.seed, FLAGS.batch_size)
     held = _pipeline(held_source, FLAGS.held_out_split, FLAGS.seed + 1, FLAGS.batch_size)

@@ -1,18 +1,18 @@
 """The built-in synthetic motion dataset: classes that can only be told apart over time.
 
-Each clip shows a random shape (random polygon, colour, size, orientation) travelling vertically over
-a cluttered background (a random colour gradient with random static shapes), while it drifts sideways,
-turns and changes size by random, class-independent amounts. The classes are the *order* in which the
-same frames are shown:
+Each clip shows ``moving`` random shapes (random polygon, colour, size, orientation; 8 by default)
+travelling vertically over a cluttered background (a random colour gradient with random static shapes),
+each drifting sideways, turning and changing size by random, class-independent amounts. The classes
+are the *order* in which the same frames are shown:
 
-    0 rising                      the shape travels up
+    0 rising                      the shapes travel up
     1 falling                     the frames of 0 played backwards
-    2 rising then falling         up at twice the speed, then back down
-    3 falling then rising         the frames of 2 played backwards
-    4 rising, falling, rising     up, down, up (three passes)
-    5 falling, rising, falling    the frames of 4 played backwards
+    2 up fast, down slowly        up through every third frame, then down through the others
+    3 up slowly, down fast        the frames of 2 played backwards
+    4 up and down                 up through the even frames, down through the odd ones
+    5 down and up                 the frames of 4 played backwards
 
-One random draw gives the *base* frames (the shape rising); the class only picks a permutation of
+One random draw gives the *base* frames (the shapes rising); the class only picks a permutation of
 them (:func:`frame_order`). So every clip of every class is made of the same distribution of frames,
 and any order-free summary of a clip (one frame, the set of frames, their mean) carries no
 information about its class: a model that ignores temporal order scores at chance, ``1 / classes``.

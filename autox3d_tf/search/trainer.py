@@ -32,6 +32,7 @@ import tensorflow as tf
 from autox3d_tf.search.distribution import ArchDistribution
 from autox3d_tf.search.space import SearchSpace
 from autox3d_tf.search.supernet import SuperNet
+from autox3d_tf.training.strategy import keras_logs
 
 
 def search_dataset(train: tf.data.Dataset, held_out: tf.data.Dataset) -> tf.data.Dataset:
@@ -46,20 +47,6 @@ def _replica_reduce(value, op):
     if ctx is None or ctx.num_replicas_in_sync == 1:
         return value
     return ctx.all_reduce(op, value)
-
-
-def _multi_worker() -> bool:
-    strategy = tf.distribute.get_strategy()
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
-
-
-def _for_keras(logs: dict) -> dict:
-    """Float logs; shape (1,) under multi-worker training, where Keras reduces them with
-    ``strategy.reduce(MEAN, axis=0)`` (which rejects scalars)."""
-    logs = {k: tf.cast(v, tf.float32) for k, v in logs.items()}
-    if _multi_worker():
-        logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
-    return logs
 
 
 def _num_replicas() -> int:
@@ -269,7 +256,7 @@ class ArchitectureSearch(keras.Model):
             code = tf.reduce_sum(tf.cast(tf.concat([arch, tf.reshape(archs, [-1])], 0), tf.float32) * tf.tile(weights_, [self.num_samples + 1]))
             deviation = code - _replica_reduce(code, tf.distribute.ReduceOp.MEAN)
             logs["replica_mismatch"] = _replica_reduce(tf.square(deviation), tf.distribute.ReduceOp.SUM)
-        return _for_keras(logs)
+        return keras_logs(logs)
 
     @tf.autograph.experimental.do_not_convert
     def test_step(self, data):
@@ -280,7 +267,7 @@ class ArchitectureSearch(keras.Model):
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(y, tf.int32), logits))
         self.loss_tracker.update_state(loss)
         self.accuracy_tracker.update_state(y, logits)
-        return _for_keras({"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()})
+        return keras_logs({"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()})
 
     # ------------------------------------------------------------- results
     def derive(self, macs_target: float | None = None, tolerance: float = 0.05, samples: int = 4096, seed: int = 0):

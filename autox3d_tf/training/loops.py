@@ -57,14 +57,10 @@ class MultiWorkerModel(keras.Model):
         return
 
     def train_step(self, data):
-        return _rank1(super().train_step(data))
+        return strategies.keras_logs(super().train_step(data))
 
     def test_step(self, data):
-        return _rank1(super().test_step(data))
-
-
-def _rank1(logs: dict) -> dict:
-    return {k: tf.reshape(tf.cast(v, tf.float32), [1]) for k, v in logs.items()}
+        return strategies.keras_logs(super().test_step(data))
 
 
 @dataclass

@@ -18,6 +18,8 @@ import keras
 from keras import ops
 
 __all__ = [
+    "OPTIMIZERS",
+    "ADAMW_LEARNING_RATE",
     "Recipe",
     "L2SGD",
     "warmup_cosine_schedule",
@@ -36,8 +38,8 @@ class Recipe:
 
     ``optimizer`` is ``"sgd"`` (the X3D recipe: :class:`L2SGD`) or ``"adamw"`` (Keras' AdamW, with
     its decoupled ``weight_decay``, the same exclusions, ``momentum`` as ``beta_1``; often quicker on
-    small data, as in the demo). ``base_learning_rate`` is the peak rate for ``base_batch_size`` clips; the rate used is scaled
-    linearly with the global batch (Goyal et al.). ``warmup_fraction`` of the schedule is a linear
+    small data, as in the demo). ``base_learning_rate`` is the peak rate for ``base_batch_size``
+    clips; the rate used is scaled linearly with the global batch (Goyal et al.). ``warmup_fraction`` of the schedule is a linear
     warm-up from ``warmup_start_factor`` x peak (PySlowFast: 35 of 300 epochs).
     """
 

@@ -14,7 +14,10 @@ import os
 
 import tensorflow as tf
 
-__all__ = ["STRATEGIES", "pick_strategy", "split_cpu", "cluster_spec", "is_chief", "task_dir", "describe"]
+__all__ = [
+    "STRATEGIES", "pick_strategy", "split_cpu", "cluster_spec", "is_chief", "task_dir", "describe",
+    "in_multi_worker_mode", "keras_logs",
+]
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 
@@ -99,3 +102,19 @@ def task_dir(path: str) -> str:
 def describe(strategy: tf.distribute.Strategy) -> str:
     """``"MirroredStrategy, 2 replicas"``-style one-liner."""
     return f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s)"
+
+
+def in_multi_worker_mode() -> bool:
+    """True inside the scope of a ``MultiWorkerMirroredStrategy`` running on more than one worker."""
+    strategy = tf.distribute.get_strategy()
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+
+
+def keras_logs(logs: dict) -> dict:
+    """A ``train_step`` / ``test_step`` result as Keras' ``fit`` can reduce it: float32 values, of shape
+    (1,) in multi-worker mode, where Keras reduces logs with ``strategy.reduce(MEAN, axis=0)``, which
+    rejects scalars (keras-team/keras#20585)."""
+    logs = {k: tf.cast(v, tf.float32) for k, v in logs.items()}
+    if in_multi_worker_mode():
+        logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+    return logs
