@@ -95,8 +95,10 @@ def rel_err(got, ref) -> float:
     return float(np.max(np.abs(got - ref)) / max(np.max(np.abs(ref)), 1e-30))
 
 
-def make_layer(kernel_size, strides, padding, use_bias, channels, rng, dtype="float32"):
-    layer = DepthwiseConv3D(kernel_size, strides=strides, padding=padding, use_bias=use_bias, dtype=dtype)
+def make_layer(kernel_size, strides, padding, use_bias, channels, rng, dtype="float32", implementation="shifted"):
+    layer = DepthwiseConv3D(
+        kernel_size, strides=strides, padding=padding, use_bias=use_bias, dtype=dtype, implementation=implementation
+    )
     layer.build((None, None, None, None, channels))
     kernel = rng.standard_normal(layer.kernel.shape)
     layer.kernel.assign(kernel.astype(dtype))
@@ -140,12 +142,14 @@ FORWARD_CASES = [
 ]
 
 
+@pytest.mark.parametrize("implementation", ["shifted", "per_frame"])
 @pytest.mark.parametrize("kernel_size,strides,padding,size,use_bias", FORWARD_CASES)
-def test_forward_matches_numpy_reference(kernel_size, strides, padding, size, use_bias):
+def test_forward_matches_numpy_reference(kernel_size, strides, padding, size, use_bias, implementation):
     rng = np.random.default_rng(zlib.crc32(repr((kernel_size, strides, padding, size, use_bias)).encode()))
     channels = 3
-    layer, kernel, bias = make_layer(kernel_size, strides, padding, use_bias, channels, rng)
-    x = rng.standard_normal((2, *size, channels)).astype("float32")
+    layer, kernel, bias = make_layer(kernel_size, strides, padding, use_bias, channels, rng, implementation=implementation)
+    # Batch 1 and 2: the "shifted" implementation has a batch-1 path without row selection.
+    x = rng.standard_normal((1 + sum(size) % 2, *size, channels)).astype("float32")
     pads = explicit_pads(padding, size, kernel_size, strides)
     ref = ref_forward(x, kernel, bias, strides, pads)
     got = keras.ops.convert_to_numpy(layer(x))
@@ -167,12 +171,13 @@ GRAD_CASES = [
 ]
 
 
+@pytest.mark.parametrize("implementation", ["shifted", "per_frame"])
 @pytest.mark.parametrize("use_bias", [False, True])
 @pytest.mark.parametrize("kernel_size,strides,padding,size", GRAD_CASES)
-def test_gradients_match_numpy_adjoint(kernel_size, strides, padding, size, use_bias):
+def test_gradients_match_numpy_adjoint(kernel_size, strides, padding, size, use_bias, implementation):
     rng = np.random.default_rng(7)
     channels = 4
-    layer, kernel, bias = make_layer(kernel_size, strides, padding, use_bias, channels, rng)
+    layer, kernel, bias = make_layer(kernel_size, strides, padding, use_bias, channels, rng, implementation=implementation)
     x = rng.standard_normal((2, *size, channels)).astype("float32")
     pads = explicit_pads(padding, size, kernel_size, strides)
     out_shape = ref_forward(x, kernel, bias, strides, pads).shape
@@ -308,6 +313,7 @@ def test_weights_shapes_and_default_init():
         dict(kernel_size=(5, 1, 1), padding=(2, 0, 0)),
         dict(kernel_size=3, strides=2, padding=((1, 0), (0, 1), (2, 2)), use_bias=True),
         dict(kernel_size=(2, 2, 2), padding="valid", kernel_regularizer="l2"),
+        dict(kernel_size=(3, 3, 3), strides=(2, 2, 2), padding=1, use_bias=True, implementation="per_frame"),
     ],
 )
 def test_get_config_round_trip(kwargs):
@@ -325,6 +331,39 @@ def test_get_config_round_trip(kwargs):
     assert clone.kernel_size == layer.kernel_size
     assert clone.strides == layer.strides
     assert clone.get_config() == layer.get_config() | {"name": clone.name}
+
+
+def test_depthwise_implementation_switches_and_restores():
+    """The context manager changes the traced graph (no temporal Pad in "per_frame") and the
+    outputs stay those of the default implementation."""
+    from autox3d_tf.layers import depthwise_implementation
+
+    rng = np.random.default_rng(8)
+    inputs = keras.Input((4, 6, 6, 3), batch_size=1)
+    x = DepthwiseConv3D((3, 3, 3), padding=1, use_bias=True, name="dw1")(inputs)
+    x = DepthwiseConv3D((3, 3, 3), strides=(1, 2, 2), padding=1, name="dw2", implementation="per_frame")(x)
+    model = keras.Model(inputs, x)
+    for w in model.weights:
+        w.assign(rng.standard_normal(w.shape).astype("float32"))
+    data = rng.standard_normal((1, 4, 6, 6, 3)).astype("float32")
+    spec = tf.TensorSpec((1, 4, 6, 6, 3), tf.float32)
+
+    def op_types():
+        graph = tf.function(lambda v: model(v)).get_concrete_function(spec).graph
+        return [op.type for op in graph.get_operations()]
+
+    shifted = model(data)
+    # dw1 pads the clip in time; dw2 (stride 2, PyTorch padding) pads its frames in space.
+    assert op_types().count("Pad") == 2 and op_types().count("Unpack") == 1
+    with depthwise_implementation(model, "per_frame"):
+        assert [layer.implementation for layer in model.layers[1:]] == ["per_frame", "per_frame"]
+        assert op_types().count("Pad") == 1 and op_types().count("Unpack") == 2
+        per_frame = model(data)
+    assert [layer.implementation for layer in model.layers[1:]] == ["shifted", "per_frame"]
+    assert rel_err(per_frame, shifted) < RTOL
+    with pytest.raises(ValueError, match="implementation"):
+        with depthwise_implementation(model, "grouped"):
+            pass
 
 
 def test_saved_keras_model_reloads_with_identical_outputs(tmp_path):
@@ -379,6 +418,7 @@ def test_trainable_sgd_reduces_loss():
         (dict(kernel_size=3, padding=-1), "padding"),
         (dict(kernel_size=3, padding=((1, 2, 3), 0, 0)), "padding"),
         (dict(kernel_size=3, padding=((1, -1), 0, 0)), "padding"),
+        (dict(kernel_size=3, implementation="grouped"), "implementation"),
     ],
 )
 def test_rejects_bad_arguments(kwargs, match):

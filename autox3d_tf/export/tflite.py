@@ -4,6 +4,10 @@ The TFLite model has one ``serving_default`` signature with a fixed input: uint8
 ``[1, T, crop, crop, 3]`` already sampled and cropped (resize on the device's side), normalised
 inside; outputs ``probabilities`` ``[1, classes]`` and ``top_k_indices`` / ``top_k_scores``. Only
 TFLite builtin ops are allowed (no Flex / Select TF ops), so the stock interpreter runs it.
+
+The graph is traced with every `DepthwiseConv3D` in its "per_frame" implementation: TFLite
+copies each slice and pad of the default "shifted" one, and per-frame convolutions avoid them
+(X3D-XS at batch 1 on 2 threads, `python benchmarks/bench_x3d.py --tflite`: see the README).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import tensorflow as tf
 
 from autox3d_tf.arch.spec import ArchSpec
 from autox3d_tf.export.saved_model import MEAN, SIGNATURE, STD, inference_model
+from autox3d_tf.layers import depthwise_implementation
 
 __all__ = ["TFLITE_MODELS", "export_tflite", "run_tflite"]
 
@@ -51,7 +56,7 @@ def export_tflite(
         scores, indices = tf.math.top_k(probabilities, k=k)
         return {"probabilities": probabilities, "top_k_indices": indices, "top_k_scores": scores}
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, depthwise_implementation(infer, "per_frame"):
         archive = keras.export.ExportArchive()
         archive.track(infer)
         archive.add_endpoint(name=SIGNATURE, fn=serve,

@@ -8,16 +8,27 @@ temporal taps of the kernel, a depthwise 2D convolution of the matching time-shi
     y[t] = sum_i  depthwise_conv2d(x[t * stride_t + i - pad_t], kernel[i])
 
 which is exact and only uses ops that every backend, TF Serving and TFLite support.
+
+Two implementations of that sum (``implementation=``), same weights and outputs:
+
+- ``"shifted"`` (default): the clip's frames in one axis, each temporal tap one depthwise 2D
+  convolution of a time-shifted view. TensorFlow takes those views without copying, so this is
+  the fast one in TensorFlow (Keras, SavedModel, TF Serving).
+- ``"per_frame"``: one depthwise 2D convolution per (output frame, tap) on the list of frames.
+  TFLite copies every slice and pad, which this avoids; with XNNPACK at batch 1 it is the fast
+  one there (the TFLite export uses it). It needs a static number of frames.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Iterator, Sequence
 
 import keras
 from keras import ops
 
 PaddingArg = str | int | Sequence[int] | Sequence[Sequence[int]]
+IMPLEMENTATIONS = ("shifted", "per_frame")
 
 
 def _is_int(value) -> bool:
@@ -115,6 +126,8 @@ class DepthwiseConv3D(keras.layers.Layer):
             tuple of 3 ints (symmetric, as PyTorch's ``padding=``) or 3 (before, after) pairs.
         use_bias: whether to add a per-channel bias.
         kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer: as in Keras.
+        implementation: "shifted" or "per_frame" (see the module docstring); the weights and
+            the function computed are the same.
 
     Input ``(batch, frames, height, width, channels)``; output the same rank with the
     convolved sizes. The kernel has shape ``(t, h, w, channels, 1)``.
@@ -130,9 +143,13 @@ class DepthwiseConv3D(keras.layers.Layer):
         bias_initializer="zeros",
         kernel_regularizer=None,
         bias_regularizer=None,
+        implementation: str = "shifted",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"`implementation` must be one of {list(IMPLEMENTATIONS)}, got {implementation!r}.")
+        self.implementation = implementation
         self.kernel_size = _triple(kernel_size, "kernel_size")
         self.strides = _triple(strides, "strides")
         self.padding = _normalize_padding(padding)
@@ -194,6 +211,8 @@ class DepthwiseConv3D(keras.layers.Layer):
 
         if kh == kw == 1 and sh == sw == 1 and not (ph0 or ph1 or pw0 or pw1):
             return self._temporal_only(inputs, (pt0, pt1), out_shape)
+        if self.implementation == "per_frame" and inputs.shape[1] is not None:
+            return self._per_frame(inputs, self._pads(inputs.shape), out_shape)
 
         # Spatial padding: TF 'same' at stride 1 and explicit pads on TensorFlow are done by the
         # 2D op itself; only other backends pad the tensor (a copy).
@@ -247,6 +266,35 @@ class DepthwiseConv3D(keras.layers.Layer):
             out = out + self.bias
         return out
 
+    def _per_frame(self, inputs, pads, out_shape):
+        """The "per_frame" implementation: output frame t = sum over taps i of a depthwise 2D
+        convolution of input frame t * stride_t + i - pad_t; taps that fall in the temporal zero
+        padding are left out, so there is no temporal padding, slicing or row selection."""
+        kt, kh, kw = self.kernel_size
+        st, sh, sw = self.strides
+        (pt0, _), (ph0, ph1), (pw0, pw1) = pads
+        x = inputs
+        if sh == sw == 1 and (ph0, ph1) == _same_pads(1, kh, 1) and (pw0, pw1) == _same_pads(1, kw, 1):
+            conv_padding = "same"
+        else:
+            if ph0 or ph1 or pw0 or pw1:
+                x = ops.pad(x, [[0, 0], [0, 0], [ph0, ph1], [pw0, pw1], [0, 0]])
+            conv_padding = "valid"
+        frames = ops.unstack(x, num=x.shape[1], axis=1)
+        outputs = []
+        for t in range(out_shape[1]):
+            terms = []
+            for i in range(kt):
+                source = t * st + i - pt0
+                if 0 <= source < len(frames):
+                    terms.append(_depthwise_conv2d(frames[source], self.kernel[i], (sh, sw), conv_padding))
+            if not terms:  # an output frame that only sees padding
+                terms.append(0.0 * _depthwise_conv2d(frames[0], self.kernel[0], (sh, sw), conv_padding))
+            if self.use_bias:
+                terms[0] = _bias_add(terms[0], self.bias)
+            outputs.append(_add_n(terms))
+        return ops.stack(outputs, axis=1)
+
     def _temporal_only(self, inputs, pads: tuple[int, int], out_shape):
         """A (kt, 1, 1) kernel: one depthwise 2D convolution over (frames, pixels) per clip.
 
@@ -292,6 +340,24 @@ class DepthwiseConv3D(keras.layers.Layer):
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                "implementation": self.implementation,
             }
         )
         return config
+
+
+@contextlib.contextmanager
+def depthwise_implementation(model: keras.layers.Layer, implementation: str) -> Iterator[None]:
+    """Within the block, every `DepthwiseConv3D` of ``model`` uses ``implementation`` (for
+    graphs traced there, e.g. an export); the previous choices are restored on exit."""
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"`implementation` must be one of {list(IMPLEMENTATIONS)}, got {implementation!r}.")
+    layers = [layer for layer in model._flatten_layers() if isinstance(layer, DepthwiseConv3D)]
+    previous = [layer.implementation for layer in layers]
+    for layer in layers:
+        layer.implementation = implementation
+    try:
+        yield
+    finally:
+        for layer, choice in zip(layers, previous):
+            layer.implementation = choice

@@ -20,7 +20,7 @@ import numpy as np
 from keras import layers
 
 from autox3d_tf.arch.spec import SE_RATIO, ArchSpec, BlockSpec, round_width
-from autox3d_tf.layers import DepthwiseConv3D, PointwiseConv3D
+from autox3d_tf.layers import DepthwiseConv3D, FrameConv3D, PointwiseConv3D
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9  # PyTorch momentum 0.1
@@ -105,7 +105,7 @@ class _Graph:
 
 def _stem(x, spec: ArchSpec, g: _Graph):
     x = layers.ZeroPadding3D(((0, 0), (1, 1), (1, 1)), name="stem_pad")(x)
-    x = layers.Conv3D(
+    x = FrameConv3D(
         spec.stem_width,
         (1, 3, 3),
         strides=(1, 2, 2),
