@@ -19,6 +19,7 @@ pools do not compete for cores. Both sides include the softmax classifier.
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import sys
 import time
@@ -73,6 +74,7 @@ class BenchResult:
     threads: int
     ours: Timing
     folded: Timing | None = None
+    tflite: Timing | None = None
     reference: Timing | None = None
     reference_name: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -91,6 +93,13 @@ class BenchResult:
             return None
         return self.folded.median_ms / self.reference.median_ms
 
+    @property
+    def tflite_ratio(self) -> float | None:
+        """ours as a TFLite export (XNNPACK) / reference median latency."""
+        if self.reference is None or self.tflite is None:
+            return None
+        return self.tflite.median_ms / self.reference.median_ms
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
@@ -100,6 +109,8 @@ class BenchResult:
             "ours": self.ours.to_dict(),
             "folded": None if self.folded is None else self.folded.to_dict(),
             "folded_ratio": self.folded_ratio,
+            "tflite": None if self.tflite is None else self.tflite.to_dict(),
+            "tflite_ratio": self.tflite_ratio,
             "reference": None if self.reference is None else self.reference.to_dict(),
             "reference_name": self.reference_name,
             "ratio": self.ratio,
@@ -197,6 +208,23 @@ def time_keras(model, inputs: np.ndarray, runs: int = 10, warmup: int = 2) -> Ti
         return [np.asarray(o) for o in tf.nest.flatten(out)]
 
     warmup = max(warmup, 1)  # the first call traces the graph: never time it
+    return Timing(int(inputs.shape[0]), runs, warmup, _time_calls(call, runs, warmup))
+
+
+def time_tflite(path: str, inputs: np.ndarray, threads: int, runs: int = 10, warmup: int = 2) -> Timing:
+    """Timings of a TFLite export (`export_tflite`: uint8 frames in, normalised inside) on
+    ``inputs`` ``(1, T, H, W, 3)`` with the stock interpreter (XNNPACK) on ``threads`` threads."""
+    import tensorflow as tf
+
+    from autox3d_tf.export.saved_model import SIGNATURE
+
+    interpreter = tf.lite.Interpreter(model_path=path, num_threads=threads)
+    runner = interpreter.get_signature_runner(SIGNATURE)
+    frames = np.clip(inputs * 64 + 128, 0, 255).astype(np.uint8)
+
+    def call():
+        return runner(frames=frames)
+
     return Timing(int(inputs.shape[0]), runs, warmup, _time_calls(call, runs, warmup))
 
 
@@ -317,6 +345,7 @@ def benchmark(
     input_shape: Sequence[int] | None = None,
     seed: int = 0,
     folded: bool = True,
+    tflite: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> list[BenchResult]:
     """Times ``model_name`` at each batch size (and pytorchvideo's X3D when ``compare``).
@@ -332,9 +361,10 @@ def benchmark(
         input_shape: ``(T, H, W)`` or ``(T, H, W, 3)``; default the model's train clip.
         seed: seed of the random inputs.
         folded: also time the inference graph with BatchNorm folded (`fuse_for_inference`).
+        tflite: also time the TFLite export (batch 1 only: the export has a fixed batch of 1).
         log: optional progress callback.
     """
-    from autox3d_tf.zoo import get_config, get_model
+    from autox3d_tf.zoo import get_config, get_model, get_spec
 
     config = get_config(model_name)
     if compare:
@@ -362,6 +392,17 @@ def benchmark(
             say(f"{config.name} batch {batch}: ours, BatchNorm folded")
             result.folded = time_keras(fused, inputs, runs=runs, warmup=warmup)
         results.append(result)
+    if tflite and any(r.batch == 1 for r in results):
+        import tempfile
+
+        from autox3d_tf.export.tflite import export_tflite
+
+        with tempfile.TemporaryDirectory() as tmp:
+            say(f"{config.name} batch 1: ours, TFLite export")
+            path = export_tflite(model, os.path.join(tmp, "model.tflite"), spec=get_spec(config.name))
+            for result in results:
+                if result.batch == 1:
+                    result.tflite = time_tflite(path, make_inputs(1, shape, seed), threads, runs=runs, warmup=warmup)
     del model, fused
 
     if compare:
@@ -384,8 +425,8 @@ def format_table(results: Sequence[BenchResult], markdown: bool = True) -> str:
     """A table: model, batch, ours ms, clips/s, reference ms, clips/s, ratio ours/reference."""
     ref_name = next((r.reference_name for r in results if r.reference_name), REFERENCE_NAME)
     header = [
-        "model", "batch", "ours ms", "ours clips/s", "folded ms", f"{ref_name} ms", f"{ref_name} clips/s",
-        "ratio ours/ref", "ratio folded/ref",
+        "model", "batch", "ours ms", "ours clips/s", "folded ms", "tflite ms", f"{ref_name} ms", f"{ref_name} clips/s",
+        "ratio ours/ref", "ratio folded/ref", "ratio tflite/ref",
     ]  # fmt: skip
     rows = [
         [
@@ -394,10 +435,12 @@ def format_table(results: Sequence[BenchResult], markdown: bool = True) -> str:
             _fmt(r.ours.median_ms),
             _fmt(r.ours.throughput, 2),
             _fmt(r.folded.median_ms if r.folded else None),
+            _fmt(r.tflite.median_ms if r.tflite else None),
             _fmt(r.reference.median_ms if r.reference else None),
             _fmt(r.reference.throughput if r.reference else None, 2),
             _fmt(r.ratio, 3),
             _fmt(r.folded_ratio, 3),
+            _fmt(r.tflite_ratio, 3),
         ]
         for r in results
     ]

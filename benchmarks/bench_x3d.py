@@ -3,6 +3,7 @@
     python benchmarks/bench_x3d.py                      # XS, S, M; batch 1 and 8; 2 threads
     python benchmarks/bench_x3d.py --large --json out.json
     python benchmarks/bench_x3d.py --models XS --batch 1 --runs 20 --no-compare
+    python benchmarks/bench_x3d.py --models XS S --tflite   # also the TFLite export at batch 1
 
 Prints a markdown table (model, batch, ours ms, pytorchvideo ms, ratio ours / pytorchvideo) and
 optionally writes every timing as JSON. A benchmark, not a test: run it on an otherwise idle
@@ -33,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=7, help="timed calls per configuration (default 7)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
     parser.add_argument("--no-compare", action="store_true", help="ours only")
+    parser.add_argument("--tflite", action="store_true", help="also time the TFLite export (XNNPACK) at batch 1")
     parser.add_argument(
         "--omp-passive",
         action="store_true",
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             runs=args.runs,
             warmup=args.warmup,
             compare=compare,
+            tflite=args.tflite,
             log=lambda msg: print(f"  {msg} ...", file=sys.stderr, flush=True),
         )
     elapsed = time.time() - start

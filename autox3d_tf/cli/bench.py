@@ -2,11 +2,13 @@
 
     autox3d bench X3D_S
     autox3d bench X3D_M --batch 1 8 --threads 2 --runs 10 --compare pytorchvideo --json
+    autox3d bench X3D_XS --batch 1 --tflite --compare pytorchvideo
 
 Latency is the median over --runs calls of the compiled graph (tf.function, training=False)
 after --warmup calls; throughput is batch / latency. With --compare pytorchvideo, the
 reference X3D runs on the same values (transposed to channels first) with the same number of
 threads, and the table adds its latency and the ratio ours / reference (below 1: ours faster).
+With --tflite, the TFLite export (batch 1, XNNPACK, same threads) is timed too.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="clip shape (default: the model's train clip)",
     )
     parser.add_argument("--compare", choices=(REFERENCE_NAME,), help="also time the reference implementation")
+    parser.add_argument("--tflite", action="store_true", help="also time the TFLite export at batch 1")
     parser.add_argument(
         "--omp-passive",
         action="store_true",
@@ -74,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             runs=args.runs,
             warmup=args.warmup,
             compare=bool(args.compare),
+            tflite=args.tflite,
             input_shape=args.input_shape,
             log=None if args.json else (lambda msg: print(f"  timing {msg} ...", file=sys.stderr, flush=True)),
         )
