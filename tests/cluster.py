@@ -1,4 +1,5 @@
-"""Test helper: a TF multi-worker cluster of local processes on loopback ports."""
+"""Test helpers: a TF multi-worker cluster of local processes on loopback ports, and checks that
+each worker's input pipeline decoded only its share of the videos."""
 
 from __future__ import annotations
 
@@ -35,3 +36,36 @@ def run_workers(codes: list[str], timeout: float = 420) -> None:
                 p.kill()
     for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-4000:]
+
+
+def record_decoded_videos() -> list[str]:
+    """From now on, the path of every video file the data pipelines decode is appended to the list
+    returned (a wrapper around the pipeline's decoder)."""
+    from autox3d_tf.data import pipeline
+
+    decoded: list[str] = []
+    decode = pipeline.decode_frames_for
+
+    def recording(path, *args, **kwargs):
+        decoded.append(str(path))
+        return decode(path, *args, **kwargs)
+
+    pipeline.decode_frames_for = recording
+    return decoded
+
+
+def worker_shares(annotations: str, workers: int, split: str | None = None) -> list[set[str]]:
+    """The video files each input pipeline should decode: every ``workers``-th of the annotation
+    file (of its ``split``)."""
+    from autox3d_tf.data.annotations import load_annotations
+
+    paths = [r.path for r in load_annotations(annotations, split=split).records]
+    return [set(paths[i::workers]) for i in range(workers)]
+
+
+def assert_decoded_own_share(decoded: list[list[str]], shares: list[set[str]], at_least: int) -> None:
+    """Every worker decoded ``at_least`` clips, all from its own share (the shares are disjoint)."""
+    assert len(decoded) == len(shares)
+    for i, (paths, share) in enumerate(zip(decoded, shares)):
+        assert len(paths) >= at_least, (i, paths)
+        assert set(paths) <= share, f"worker {i} decoded videos outside its share: {sorted(set(paths) - share)}"

@@ -1,5 +1,6 @@
 """ArchitectureSearch under tf.distribute: MirroredStrategy on 2 logical CPU devices equals one
-replica with the same global batch; MultiWorkerMirroredStrategy with 2 local workers runs.
+replica with the same global batch; MultiWorkerMirroredStrategy with 2 local workers runs on video
+files, each worker decoding only its share of them (`search_input`).
 
 Both need a fresh process (logical devices and collective ops are configured before TensorFlow
 starts), so the work runs in subprocesses: ``python -c "from tests.test_search_distributed
@@ -16,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.cluster import free_ports, run_workers
+from tests.cluster import assert_decoded_own_share, free_ports, record_decoded_videos, run_workers, worker_shares
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GLOBAL_BATCH = 4
@@ -133,16 +134,22 @@ def test_mirrored_two_replicas_equal_one_replica(tmp_path):
     assert r["mismatch"] == [0.0], r  # both replicas sampled the same architectures
 
 
-def run_worker(index: int, ports: list[int], out: str) -> None:
-    """Subprocess body: one MultiWorkerMirroredStrategy worker on loopback."""
+def run_worker(index: int, ports: list[int], annotations: str, out: str) -> None:
+    """Subprocess body: one MultiWorkerMirroredStrategy worker on loopback, searching on the
+    ``train`` / ``val`` splits of ``annotations``."""
     os.environ["TF_CONFIG"] = json.dumps(
         {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
     )
     import tensorflow as tf
 
+    from autox3d_tf.search import search_input
+
+    decoded = record_decoded_videos()
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     m = _make(strategy, GLOBAL_BATCH // 2, check_replicas=True)
-    h = m.fit(_dataset(GLOBAL_BATCH), epochs=1, verbose=0).history
+    data = search_input(strategy, annotations, annotations, batch_size=GLOBAL_BATCH, frames=4, rate=2, crop=32,
+                        train_split="train", held_out_split="val")
+    h = m.fit(data, epochs=1, steps_per_epoch=STEPS, verbose=0).history
     with open(out, "w") as f:
         json.dump(
             {
@@ -150,6 +157,7 @@ def run_worker(index: int, ports: list[int], out: str) -> None:
                 "steps": int(m.optimizer.iterations.numpy()),
                 "logits": m.distribution.logits.numpy().tolist(),
                 "mismatch": [float(v) for v in h["replica_mismatch"]],
+                "decoded": list(decoded),
             },
             f,
         )
@@ -157,11 +165,18 @@ def run_worker(index: int, ports: list[int], out: str) -> None:
 
 @pytest.mark.slow
 def test_multi_worker_mirrored_two_local_workers(tmp_path):
+    from autox3d_tf.data import write_synthetic_dataset
+
+    ann = write_synthetic_dataset(tmp_path / "data", num_classes=4, clips_per_class=4, size=32, frames=12,
+                                  progress=False).annotations
     ports = free_ports(2)
-    run_workers([f"from tests.test_search_distributed import run_worker; run_worker({i}, {ports}, {str(tmp_path / f'w{i}.json')!r})"
-                 for i in range(2)])
+    run_workers([f"from tests.test_search_distributed import run_worker; "
+                 f"run_worker({i}, {ports}, {str(ann)!r}, {str(tmp_path / f'w{i}.json')!r})" for i in range(2)])
     r = [json.load(open(tmp_path / f"w{i}.json")) for i in range(2)]
     assert r[0]["replicas"] == r[1]["replicas"] == 2
     assert r[0]["steps"] == r[1]["steps"] == STEPS
     assert r[0]["mismatch"] == [0.0]
     np.testing.assert_allclose(r[0]["logits"], r[1]["logits"], atol=1e-6)
+    # Each worker decoded train and held-out clips of its own share only (STEPS x 2 of each at least).
+    shares = [t | v for t, v in zip(worker_shares(ann, 2, "train"), worker_shares(ann, 2, "val"))]
+    assert_decoded_own_share([w["decoded"] for w in r], shares, 2 * STEPS * GLOBAL_BATCH // 2)

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from autox3d_tf.search import ArchDistribution, ArchitectureSearch, SearchSpace, search_dataset
+from autox3d_tf.search.trainer import build_weight_optimizer
 from autox3d_tf.search.callbacks import DistributionHistory
 
 
@@ -33,6 +34,27 @@ def test_search_dataset_format_is_checked():
         m.train_step((tf.zeros((2, 4, 32, 32, 3)), tf.zeros((2,), tf.int32)))
     with pytest.raises(ValueError):
         ArchitectureSearch(budget_space(), 1e6, num_samples=2, min_samples=3)
+
+
+def test_adamw_does_not_decay_batch_norm_parameters_and_biases():
+    m = ArchitectureSearch(budget_space(), 1e6)
+    opt = build_weight_optimizer(m, "adamw", learning_rate=0.1, weight_decay=0.5)
+    m.compile(opt)
+    weights = m.supernet.trainable_variables
+    excluded = {id(v) for v in m.weight_decay_exclusions()}
+    norm_or_bias = {id(v) for v in weights if v.path.endswith(("_gamma", "_beta", "_bias"))}
+    assert excluded == norm_or_bias and any(v.path.endswith("se_reduce_bias") for v in weights)
+    assert len(excluded) < len(weights)
+    # A step with zero gradients only applies the decoupled decay: to the kernels, not to the others.
+    for v in weights:
+        v.assign(tf.ones_like(v))
+    opt.apply([tf.zeros_like(v) for v in weights], weights)
+    for v in weights:
+        expected = 1.0 if id(v) in excluded else 1.0 - 0.1 * 0.5
+        np.testing.assert_allclose(v.numpy(), expected, rtol=1e-6, err_msg=v.path)
+    assert build_weight_optimizer(m, "sgd").weight_decay is None
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        build_weight_optimizer(m, "adam")
 
 
 @pytest.mark.slow

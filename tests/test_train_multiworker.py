@@ -1,6 +1,7 @@
 """``train`` under ``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``: two workers on loopback train the
 same network in lock step (Keras 3's ``fit`` needs :class:`MultiWorkerModel` for that, see
-keras-team/keras#20585), the chief writes the run folder and each other worker its own."""
+keras-team/keras#20585), each decoding only its share of the training videos; the chief writes the
+run folder and each other worker its own."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.cluster import free_ports, run_workers
+from tests.cluster import assert_decoded_own_share, free_ports, record_decoded_videos, run_workers, worker_shares
 
 pytest.importorskip("tensorflow")
 
@@ -22,11 +23,13 @@ def run_worker(index: int, ports: list[int], data: str, spec: str, out: str) -> 
     )
     from autox3d_tf.training import train
 
+    decoded = record_decoded_videos()
     result = train(data, model="X3D_XS", spec=spec, out_dir=out, epochs=1, batch_size=4, steps_per_epoch=2,
                    crop=32, learning_rate=0.05, verbose=0, seed=0)
     with open(os.path.join(result.run_dir, "worker_result.json"), "w") as f:
         json.dump({"history": result.history, "strategy": result.config["strategy"], "run_dir": result.run_dir,
-                   "trainable": [w.numpy().ravel().tolist() for w in result.model.trainable_weights]}, f)
+                   "trainable": [w.numpy().ravel().tolist() for w in result.model.trainable_weights],
+                   "decoded": list(decoded)}, f)
 
 
 @pytest.mark.slow
@@ -56,3 +59,7 @@ def test_two_workers_train_in_lock_step(tmp_path):
         np.testing.assert_allclose(x, y, atol=1e-6)
     assert (out / "final.weights.h5").exists() and (out / "workers" / "worker_1" / "final.weights.h5").exists()
     assert json.load(open(out / "run.json"))["completed"] is True
+
+    # Each worker's pipeline decoded only its half of the training videos (2 steps x 2 clips per
+    # replica at least); without per-worker input pipelines both would decode every video.
+    assert_decoded_own_share([chief["decoded"], other["decoded"]], worker_shares(ds.split_files["train"], 2), 4)

@@ -106,17 +106,6 @@ def make_strategy(kind: str, cpu_devices: int = 0):
     return tf.distribute.get_strategy()
 
 
-def _pipeline(source: str, split: str, seed: int, batch: int, *, shuffle: bool = True):
-    """Training clips (repeated) from an annotation file or TFRecords, via autox3d_tf.data."""
-    from autox3d_tf.data import tfrecord_dataset, video_dataset
-
-    kwargs = dict(batch_size=batch, frames=FLAGS.frames, rate=FLAGS.rate, crop=FLAGS.crop, seed=seed,
-                  shuffle=shuffle, repeat=True, drop_remainder=True)
-    if source.endswith((".tfrecord", "*")) or "tfrecord" in os.path.basename(source):
-        return tfrecord_dataset(source, None, **kwargs)
-    return video_dataset(source, None, split=split or None, **kwargs)
-
-
 def plot_history(history: dict, out_dir: str) -> list[str]:
     """PNG plots of a `DistributionHistory` dict; returns the files written."""
     import matplotlib
@@ -204,8 +193,9 @@ def run_search() -> dict:
     import keras
 
     from autox3d_tf.data.annotations import load_annotations
-    from autox3d_tf.search import ArchitectureSearch, ArchDistribution, search_dataset
+    from autox3d_tf.search import ArchitectureSearch, ArchDistribution, search_input
     from autox3d_tf.search.callbacks import DistributionHistory, SearchCheckpoint
+    from autox3d_tf.search.trainer import build_weight_optimizer
     from autox3d_tf.training.recipe import ADAMW_LEARNING_RATE
 
     os.makedirs(FLAGS.out_dir, exist_ok=True)
@@ -237,9 +227,9 @@ def run_search() -> dict:
     warmup_steps = int(round(warmup_epochs * steps))
     lr = FLAGS.learning_rate or (ADAMW_LEARNING_RATE if FLAGS.optimizer == "adamw" else 1.6 * FLAGS.batch_size / 192)
 
-    train = _pipeline(FLAGS.data, FLAGS.train_split, FLAGS.seed, FLAGS.batch_size)
-    held = _pipeline(held_source, FLAGS.held_out_split, FLAGS.seed + 1, FLAGS.batch_size)
-    dataset = search_dataset(train, held)
+    dataset = search_input(strategy, FLAGS.data, held_source, batch_size=FLAGS.batch_size, frames=FLAGS.frames,
+                           rate=FLAGS.rate, crop=FLAGS.crop, seed=FLAGS.seed, train_split=FLAGS.train_split,
+                           held_out_split=FLAGS.held_out_split)
 
     keras.utils.set_random_seed(FLAGS.seed)
     with strategy.scope():
@@ -248,9 +238,8 @@ def run_search() -> dict:
             warmup_steps=warmup_steps, seed=FLAGS.seed, bn_group_size=FLAGS.batch_size // replicas,
         )
         schedule = keras.optimizers.schedules.CosineDecay(lr, FLAGS.epochs * steps)
-        weight_optimizer = (keras.optimizers.AdamW(schedule, weight_decay=5e-5) if FLAGS.optimizer == "adamw"
-                            else keras.optimizers.SGD(schedule, momentum=0.9))
-        model.compile(weight_optimizer, keras.optimizers.Adam(FLAGS.arch_learning_rate))
+        model.compile(build_weight_optimizer(model, FLAGS.optimizer, schedule),
+                      keras.optimizers.Adam(FLAGS.arch_learning_rate))
 
     history = DistributionHistory(os.path.join(FLAGS.out_dir, "history.json"), every_n_steps=FLAGS.history_every or None)
     callbacks = [

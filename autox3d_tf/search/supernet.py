@@ -113,13 +113,29 @@ def random_subset_mask(seed, size: int, count, groups: int = 1) -> tf.Tensor:
 class _Net(keras.layers.Layer):
     """Shared helpers: weight creation and the raw ops on 4-D activations."""
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._no_decay_ids: set[int] = set()
+
     def _pointwise_weight(self, name: str, cin: int, cout: int):
         return self.add_weight(name=name, shape=(1, 1, cin, cout), initializer=_fresh(CONV_INIT))
 
     def _bn_weights(self, name: str, c: int, zero_gamma: bool = False):
         gamma = self.add_weight(name=f"{name}_gamma", shape=(c,), initializer="zeros" if zero_gamma else "ones")
         beta = self.add_weight(name=f"{name}_beta", shape=(c,), initializer="zeros")
+        self._no_decay_ids.update((id(gamma), id(beta)))
         return gamma, beta
+
+    def _bias_weight(self, name: str, size: int):
+        bias = self.add_weight(name=name, shape=(size,), initializer="zeros")
+        self._no_decay_ids.add(id(bias))
+        return bias
+
+    def batch_norm_and_bias_weights(self) -> list:
+        """The BatchNorm parameters and biases of this layer and its blocks: raw variables, which
+        ``autox3d_tf.training.recipe.weight_decay_exclusions`` (Keras layer types) cannot recognise."""
+        ids = set().union(*(layer._no_decay_ids for layer in self._flatten_layers() if isinstance(layer, _Net)))
+        return [v for v in self.trainable_weights if id(v) in ids]
 
 
 def _temporal_taps(x, frames: int, kt: int, conv) -> tf.Tensor:
@@ -189,9 +205,9 @@ class SearchableBlock(_Net):
             self.branch_bns.append(self._bn_weights(f"bn_b_{_slug(t)}", inner))
         if self.has_se:
             self.se_reduce_kernel = self.add_weight(name="se_reduce_kernel", shape=(inner, self.se_width), initializer=_fresh(CONV_INIT))
-            self.se_reduce_bias = self.add_weight(name="se_reduce_bias", shape=(self.se_width,), initializer="zeros")
+            self.se_reduce_bias = self._bias_weight("se_reduce_bias", self.se_width)
             self.se_expand_kernel = self.add_weight(name="se_expand_kernel", shape=(self.se_width, inner), initializer=_fresh(CONV_INIT))
-            self.se_expand_bias = self.add_weight(name="se_expand_bias", shape=(inner,), initializer="zeros")
+            self.se_expand_bias = self._bias_weight("se_expand_bias", inner)
         self.conv_c = self._pointwise_weight("conv_c_kernel", inner, self.width)
         self.bn_c = self._bn_weights("bn_c", self.width, zero_gamma=True)
         if self.has_shortcut:
@@ -334,7 +350,7 @@ class SuperNet(_Net):
             )
             features = space.head_hidden
         self.classifier_kernel = self.add_weight(name="predictions_kernel", shape=(features, space.classes), initializer=_fresh(HEAD_INIT))
-        self.classifier_bias = self.add_weight(name="predictions_bias", shape=(space.classes,), initializer="zeros")
+        self.classifier_bias = self._bias_weight("predictions_bias", space.classes)
         self.built = True
 
     # ------------------------------------------------------------------ masks

@@ -14,16 +14,18 @@ Each ``train_step`` does (DESIGN.md section 6):
    is held at 0, so the first real update is a fresh Adam step.
 
 The dataset yields ``{"train": (clips, labels), "held_out": (clips, labels)}`` (see
-`search_dataset`). Under ``tf.distribute`` (MirroredStrategy, MultiWorkerMirroredStrategy) every
-replica samples the same architectures (stateless RNG keyed by (seed, step), the step being the
-weight optimizer's iteration count, read before the update); the weight loss is scaled by
-1/replicas because the optimizer sums gradients across replicas; the held-out losses are
-averaged across replicas before the importance weights, so every replica applies the same
-update. All cross-replica communication happens at the top level of ``train_step``, never inside
+`search_dataset`; `search_input` builds it from video files or TFRecords, per worker). Under
+``tf.distribute`` (MirroredStrategy, MultiWorkerMirroredStrategy) every replica samples the same
+architectures (stateless RNG keyed by (seed, step), the step being the weight optimizer's
+iteration count, read before the update); the weight loss is scaled by 1/replicas because the
+optimizer sums gradients across replicas; the held-out losses are averaged across replicas
+before the importance weights, so every replica applies the same update. All cross-replica communication happens at the top level of ``train_step``, never inside
 the supernet's conditionals.
 """
 
 from __future__ import annotations
+
+import os
 
 import keras
 import numpy as np
@@ -32,7 +34,10 @@ import tensorflow as tf
 from autox3d_tf.search.distribution import ArchDistribution
 from autox3d_tf.search.space import SearchSpace
 from autox3d_tf.search.supernet import SuperNet
-from autox3d_tf.training.strategy import keras_logs
+from autox3d_tf.training.recipe import weight_decay_exclusions
+from autox3d_tf.training.strategy import dataset_per_worker, keras_logs
+
+WEIGHT_OPTIMIZERS = ("sgd", "adamw")
 
 
 def search_dataset(train: tf.data.Dataset, held_out: tf.data.Dataset) -> tf.data.Dataset:
@@ -40,6 +45,45 @@ def search_dataset(train: tf.data.Dataset, held_out: tf.data.Dataset) -> tf.data
     return tf.data.Dataset.zip(train, held_out.repeat()).map(
         lambda t, h: {"train": t, "held_out": h}, num_parallel_calls=tf.data.AUTOTUNE
     )
+
+
+def _clips(source: str, split: str | None, batch: int, input_context: tf.distribute.InputContext | None,
+           **kwargs) -> tf.data.Dataset:
+    """Repeated, shuffled training clips ``(clip, label)`` from an annotation file or TFRecord shards."""
+    from autox3d_tf.data import tfrecord_dataset, video_dataset
+
+    kwargs.update(batch_size=batch, shuffle=True, repeat=True, drop_remainder=True, input_context=input_context)
+    if source.endswith((".tfrecord", "*")) or "tfrecord" in os.path.basename(source):
+        return tfrecord_dataset(source, None, **kwargs)
+    return video_dataset(source, None, split=split or None, **kwargs)
+
+
+def search_input(
+    strategy: tf.distribute.Strategy,
+    train_source: str,
+    held_out_source: str,
+    *,
+    batch_size: int,
+    frames: int,
+    rate: int,
+    crop: int,
+    seed: int = 0,
+    train_split: str | None = None,
+    held_out_split: str | None = None,
+) -> tf.data.Dataset | tf.distribute.DistributedDataset:
+    """The input of ``ArchitectureSearch.fit`` (see `search_dataset`) from video annotation files
+    (Kinetics CSV with ``*_split``, PySlowFast list, SSv2 JSON) or TFRecord shards, endless.
+
+    ``batch_size`` is the global batch of both steps. Under a multi-worker
+    ``MultiWorkerMirroredStrategy`` every worker decodes only its share of both sources (see
+    `autox3d_tf.training.strategy.dataset_per_worker`)."""
+    clip = dict(frames=frames, rate=rate, crop=crop)
+
+    def make(batch: int, ctx: tf.distribute.InputContext | None) -> tf.data.Dataset:
+        return search_dataset(_clips(train_source, train_split, batch, ctx, seed=seed, **clip),
+                              _clips(held_out_source, held_out_split, batch, ctx, seed=seed + 1, **clip))
+
+    return dataset_per_worker(strategy, batch_size, make)
 
 
 def _replica_reduce(value, op):
@@ -141,6 +185,12 @@ class ArchitectureSearch(keras.Model):
         for dict batches under MultiWorkerMirroredStrategy.)
         """
         return
+
+    def weight_decay_exclusions(self) -> list:
+        """Supernet weights that get no weight decay, as in the training recipe: BatchNorm parameters
+        and biases (``weight_decay_exclusions`` of any Keras layers, and the supernet's raw ones)."""
+        excluded = {id(v): v for v in weight_decay_exclusions(self) + self.supernet.batch_norm_and_bias_weights()}
+        return list(excluded.values())
 
     def build_all(self, input_shape=None) -> None:
         """Kept for compatibility: everything is built by the constructor and `compile`."""
@@ -302,4 +352,22 @@ class ArchitectureSearch(keras.Model):
         return self.space.decode(choices, name=name)
 
 
-__all__ = ["ArchitectureSearch", "search_dataset"]
+def build_weight_optimizer(
+    model: ArchitectureSearch,
+    kind: str = "sgd",
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 0.1,
+    weight_decay: float = 5e-5,
+) -> keras.optimizers.Optimizer:
+    """The optimizer of ``model``'s supernet weights (build it in the strategy's scope): ``"sgd"``,
+    momentum 0.9 (the paper's), or ``"adamw"`` with decoupled ``weight_decay``, which skips
+    BatchNorm parameters and biases (`ArchitectureSearch.weight_decay_exclusions`)."""
+    if kind not in WEIGHT_OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {WEIGHT_OPTIMIZERS}, got {kind!r}")
+    if kind == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9)
+    optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+    optimizer.exclude_from_weight_decay(var_list=model.weight_decay_exclusions())
+    return optimizer
+
+
+__all__ = ["WEIGHT_OPTIMIZERS", "ArchitectureSearch", "build_weight_optimizer", "search_dataset", "search_input"]

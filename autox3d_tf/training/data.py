@@ -150,11 +150,15 @@ def train_dataset(
     one_hot: bool = True,
     repeat: bool = True,
     flip: bool | None = None,
+    input_context: tf.distribute.InputContext | None = None,
 ) -> tuple[tf.data.Dataset, DataInfo]:
     """Batched training clips ``(clip, one_hot_label)`` (or int labels) from video files or TFRecords.
 
     The class names come from ``class_names`` or the data's ``classes.json`` (video annotations
-    build it when missing). With ``shuffle_time`` every clip's frames are permuted in time."""
+    build it when missing). With ``shuffle_time`` every clip's frames are permuted in time. With
+    ``input_context`` (``strategy.distribute_datasets_from_function``) the dataset reads only this
+    input pipeline's share of the videos or TFRecords and ``batch_size`` is its batch; the
+    :class:`DataInfo` still describes the whole data set."""
     from autox3d_tf.data.pipeline import tfrecord_dataset, video_dataset
 
     source = os.fspath(source)
@@ -164,11 +168,12 @@ def train_dataset(
         if not names:
             raise ValueError(f"no class map for {source}: put classes.json beside the shards or pass class_names")
         ds = tfrecord_dataset(source, model, batch_size=batch_size, seed=seed, repeat=repeat,
-                              flip=True if flip is None else flip, **kw)
+                              flip=True if flip is None else flip, input_context=input_context, **kw)
         info = DataInfo(_count_records(source), names, clip, "tfrecord")
     else:
         ann = _annotations(source, names, split)
-        ds = video_dataset(ann, model, batch_size=batch_size, seed=seed, repeat=repeat, flip=flip, **kw)
+        ds = video_dataset(ann, model, batch_size=batch_size, seed=seed, repeat=repeat, flip=flip,
+                           input_context=input_context, **kw)
         info = DataInfo(len(ann), list(ann.classes.names), clip, "video")
     if shuffle_time:
         ds = shuffle_frames(ds, None if seed is None else seed + 7919)

@@ -197,8 +197,16 @@ def train(
     if batch_size % replicas:
         raise ValueError(f"batch_size {batch_size} is not a multiple of the {replicas} replicas")
 
-    train_ds, info = train_dataset(train_data, zoo_name, clip, batch_size=batch_size, class_names=classes,
-                                   split=train_split, seed=seed, shuffle_time=shuffle_frames)
+    infos = []  # filled before dataset_per_worker returns (it calls make_train at once)
+
+    def make_train(batch: int, ctx: tf.distribute.InputContext | None) -> tf.data.Dataset:
+        ds, data_info = train_dataset(train_data, zoo_name, clip, batch_size=batch, class_names=classes,
+                                      split=train_split, seed=seed, shuffle_time=shuffle_frames, input_context=ctx)
+        infos.append(data_info)
+        return ds
+
+    train_ds = strategies.dataset_per_worker(dist, batch_size, make_train)
+    info = infos[0]
     num_classes = len(info.class_names)
     if num_classes < 2:
         raise ValueError(f"need at least 2 classes, the class map of {train_data} has {num_classes}")
@@ -213,6 +221,9 @@ def train(
                                 class_names=info.class_names, split=val_split, shuffle_time=shuffle_frames,
                                 seed=None if seed is None else seed + 1)
         # Repeated, with a fixed number of steps: Keras warns about datasets of unknown length.
+        # Not split per worker by video: every worker must run the same number of validation steps,
+        # and shares of unequal size would count some views twice or drop some. Keras shards it by
+        # element instead (AUTO falls back to DATA): every worker decodes every validation video.
         val_ds = views.map(lambda x, y, _: (x, tf.one_hot(y, num_classes))).repeat()
         val_steps = max(-(-val_info.num_examples // batch_size), 1)
 

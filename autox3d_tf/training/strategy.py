@@ -5,18 +5,22 @@
 - otherwise, several visible accelerators (or, without any, several logical CPU devices, see
   :func:`split_cpu`): ``MirroredStrategy`` over them.
 - otherwise: the default strategy (one device).
+
+:func:`dataset_per_worker` builds the input pipelines: one per worker, each reading its share of the
+data, under a multi-worker ``MultiWorkerMirroredStrategy``; one plain dataset otherwise.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from typing import Callable
 
 import tensorflow as tf
 
 __all__ = [
     "STRATEGIES", "pick_strategy", "split_cpu", "cluster_spec", "is_chief", "task_dir", "describe",
-    "in_multi_worker_mode", "keras_logs",
+    "in_multi_worker_mode", "keras_logs", "dataset_per_worker",
 ]
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
@@ -104,9 +108,11 @@ def describe(strategy: tf.distribute.Strategy) -> str:
     return f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s)"
 
 
-def in_multi_worker_mode() -> bool:
-    """True inside the scope of a ``MultiWorkerMirroredStrategy`` running on more than one worker."""
-    strategy = tf.distribute.get_strategy()
+def in_multi_worker_mode(strategy: tf.distribute.Strategy | None = None) -> bool:
+    """True when ``strategy`` (default: the one in scope) is a ``MultiWorkerMirroredStrategy``
+    running on more than one worker."""
+    if strategy is None:
+        strategy = tf.distribute.get_strategy()
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
 
 
@@ -118,3 +124,22 @@ def keras_logs(logs: dict) -> dict:
     if in_multi_worker_mode():
         logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
     return logs
+
+
+def dataset_per_worker(
+    strategy: tf.distribute.Strategy,
+    global_batch_size: int,
+    make: Callable[[int, tf.distribute.InputContext | None], tf.data.Dataset],
+) -> tf.data.Dataset | tf.distribute.DistributedDataset:
+    """The input of ``model.fit`` for ``strategy``, from ``make(batch_size, input_context)``.
+
+    Under a ``MultiWorkerMirroredStrategy`` on more than one worker, every worker calls ``make`` with
+    its ``InputContext`` and the per-replica batch (``global_batch_size`` // replicas), through
+    ``strategy.distribute_datasets_from_function``: the pipeline reads only that worker's share of
+    the data (tf.data's auto-sharding would have every worker decode everything and drop the others'
+    share). Otherwise ``make(global_batch_size, None)``, a plain dataset that Keras distributes.
+    """
+    if not in_multi_worker_mode(strategy):
+        return make(global_batch_size, None)
+    return strategy.distribute_datasets_from_function(
+        lambda ctx: make(ctx.get_per_replica_batch_size(global_batch_size), ctx))
