@@ -131,11 +131,10 @@ class _Net(keras.layers.Layer):
         self._no_decay_ids.add(id(bias))
         return bias
 
-    def batch_norm_and_bias_weights(self) -> list:
-        """The BatchNorm parameters and biases of this layer and its blocks: raw variables, which
-        ``autox3d_tf.training.recipe.weight_decay_exclusions`` (Keras layer types) cannot recognise."""
-        ids = set().union(*(layer._no_decay_ids for layer in self._flatten_layers() if isinstance(layer, _Net)))
-        return [v for v in self.trainable_weights if id(v) in ids]
+    def no_weight_decay_weights(self) -> list:
+        """This layer's own BatchNorm parameters and biases: raw variables, which
+        ``autox3d_tf.training.recipe.weight_decay_exclusions`` finds through this method."""
+        return [v for v in self.trainable_weights if id(v) in self._no_decay_ids]
 
 
 def _temporal_taps(x, frames: int, kt: int, conv) -> tf.Tensor:

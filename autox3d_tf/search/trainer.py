@@ -188,9 +188,8 @@ class ArchitectureSearch(keras.Model):
 
     def weight_decay_exclusions(self) -> list:
         """Supernet weights that get no weight decay, as in the training recipe: BatchNorm parameters
-        and biases (``weight_decay_exclusions`` of any Keras layers, and the supernet's raw ones)."""
-        excluded = {id(v): v for v in weight_decay_exclusions(self) + self.supernet.batch_norm_and_bias_weights()}
-        return list(excluded.values())
+        and biases (``weight_decay_exclusions``: Keras layers, and the supernet's raw variables)."""
+        return weight_decay_exclusions(self)
 
     def build_all(self, input_shape=None) -> None:
         """Kept for compatibility: everything is built by the constructor and `compile`."""

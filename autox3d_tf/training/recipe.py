@@ -121,9 +121,15 @@ def warmup_cosine_schedule(
 
 def weight_decay_exclusions(model: keras.Model, decay_bias: bool = False) -> list:
     """Trainable variables that get no weight decay: every BatchNormalization parameter, and biases
-    unless ``decay_bias``."""
+    unless ``decay_bias``. A layer that keeps such parameters as raw variables (the search's
+    supernet) lists them in a ``no_weight_decay_weights()`` method, which is honoured too."""
     excluded: dict[int, object] = {}
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        declared = getattr(layer, "no_weight_decay_weights", None)
+        if callable(declared):
+            excluded.update((id(v), v) for v in declared())
+        if layer is model:
+            continue
         if isinstance(layer, keras.layers.BatchNormalization):
             for v in layer.trainable_weights:
                 excluded[id(v)] = v
