@@ -95,7 +95,7 @@ def rel_err(got, ref) -> float:
     return float(np.max(np.abs(got - ref)) / max(np.max(np.abs(ref)), 1e-30))
 
 
-def make_layer(kernel_size, strides, padding, use_bias, channels, rng, dtype="float32", implementation="shifted"):
+def make_layer(kernel_size, strides, padding, use_bias, channels, rng, dtype="float32", implementation="slices"):
     layer = DepthwiseConv3D(
         kernel_size, strides=strides, padding=padding, use_bias=use_bias, dtype=dtype, implementation=implementation
     )
@@ -142,13 +142,13 @@ FORWARD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("implementation", ["shifted", "per_frame"])
+@pytest.mark.parametrize("implementation", ["slices", "shift_conv"])
 @pytest.mark.parametrize("kernel_size,strides,padding,size,use_bias", FORWARD_CASES)
 def test_forward_matches_numpy_reference(kernel_size, strides, padding, size, use_bias, implementation):
     rng = np.random.default_rng(zlib.crc32(repr((kernel_size, strides, padding, size, use_bias)).encode()))
     channels = 3
     layer, kernel, bias = make_layer(kernel_size, strides, padding, use_bias, channels, rng, implementation=implementation)
-    # Batch 1 and 2: the "shifted" implementation has a batch-1 path without row selection.
+    # Batch 1 and 2: the "slices" implementation has a batch-1 path without row selection.
     x = rng.standard_normal((1 + sum(size) % 2, *size, channels)).astype("float32")
     pads = explicit_pads(padding, size, kernel_size, strides)
     ref = ref_forward(x, kernel, bias, strides, pads)
@@ -171,7 +171,7 @@ GRAD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("implementation", ["shifted", "per_frame"])
+@pytest.mark.parametrize("implementation", ["slices", "shift_conv"])
 @pytest.mark.parametrize("use_bias", [False, True])
 @pytest.mark.parametrize("kernel_size,strides,padding,size", GRAD_CASES)
 def test_gradients_match_numpy_adjoint(kernel_size, strides, padding, size, use_bias, implementation):
@@ -313,7 +313,7 @@ def test_weights_shapes_and_default_init():
         dict(kernel_size=(5, 1, 1), padding=(2, 0, 0)),
         dict(kernel_size=3, strides=2, padding=((1, 0), (0, 1), (2, 2)), use_bias=True),
         dict(kernel_size=(2, 2, 2), padding="valid", kernel_regularizer="l2"),
-        dict(kernel_size=(3, 3, 3), strides=(2, 2, 2), padding=1, use_bias=True, implementation="per_frame"),
+        dict(kernel_size=(3, 3, 3), strides=(2, 2, 2), padding=1, use_bias=True, implementation="shift_conv"),
     ],
 )
 def test_get_config_round_trip(kwargs):
@@ -334,36 +334,49 @@ def test_get_config_round_trip(kwargs):
 
 
 def test_depthwise_implementation_switches_and_restores():
-    """The context manager changes the traced graph (no temporal Pad in "per_frame") and the
-    outputs stay those of the default implementation."""
+    """The context manager changes the traced graph ("shift_conv": no Pad or slice of the clip
+    in time) and the outputs stay those of the default implementation."""
     from autox3d_tf.layers import depthwise_implementation
 
     rng = np.random.default_rng(8)
     inputs = keras.Input((4, 6, 6, 3), batch_size=1)
     x = DepthwiseConv3D((3, 3, 3), padding=1, use_bias=True, name="dw1")(inputs)
-    x = DepthwiseConv3D((3, 3, 3), strides=(1, 2, 2), padding=1, name="dw2", implementation="per_frame")(x)
+    x = DepthwiseConv3D((3, 3, 3), padding="same", name="dw2", implementation="shift_conv")(x)
     model = keras.Model(inputs, x)
     for w in model.weights:
         w.assign(rng.standard_normal(w.shape).astype("float32"))
     data = rng.standard_normal((1, 4, 6, 6, 3)).astype("float32")
     spec = tf.TensorSpec((1, 4, 6, 6, 3), tf.float32)
 
-    def op_types():
+    def op_counts():
         graph = tf.function(lambda v: model(v)).get_concrete_function(spec).graph
-        return [op.type for op in graph.get_operations()]
+        types = [op.type for op in graph.get_operations()]
+        return types.count("Pad"), types.count("DepthwiseConv2dNative")
 
-    shifted = model(data)
-    # dw1 pads the clip in time; dw2 (stride 2, PyTorch padding) pads its frames in space.
-    assert op_types().count("Pad") == 2 and op_types().count("Unpack") == 1
-    with depthwise_implementation(model, "per_frame"):
-        assert [layer.implementation for layer in model.layers[1:]] == ["per_frame", "per_frame"]
-        assert op_types().count("Pad") == 1 and op_types().count("Unpack") == 2
-        per_frame = model(data)
-    assert [layer.implementation for layer in model.layers[1:]] == ["shifted", "per_frame"]
-    assert rel_err(per_frame, shifted) < RTOL
+    default = model(data)
+    # dw1: a Pad and 3 taps; dw2: 3 taps and 2 one-hot shifts along the frame axis.
+    assert op_counts() == (1, 3 + 5)
+    with depthwise_implementation(model, "shift_conv"):
+        assert [layer.implementation for layer in model.layers[1:]] == ["shift_conv", "shift_conv"]
+        assert op_counts() == (0, 5 + 5)
+        shift_conv = model(data)
+    assert [layer.implementation for layer in model.layers[1:]] == ["slices", "shift_conv"]
+    assert rel_err(shift_conv, default) < RTOL
     with pytest.raises(ValueError, match="implementation"):
         with depthwise_implementation(model, "grouped"):
             pass
+
+
+@pytest.mark.parametrize("implementation", ["slices", "shift_conv"])
+def test_unknown_frames_and_size_in_a_traced_graph(implementation):
+    """Both implementations in a graph whose clip length and frame size are only known at run time."""
+    rng = np.random.default_rng(12)
+    layer, kernel, bias = make_layer((3, 3, 3), (1, 2, 2), (1, 1, 1), True, 3, rng, implementation=implementation)
+    fn = tf.function(layer, input_signature=[tf.TensorSpec((None, None, None, None, 3), tf.float32)])
+    for size in [(5, 9, 8), (3, 6, 7)]:
+        x = rng.standard_normal((2, *size, 3)).astype("float32")
+        ref = ref_forward(x, kernel, bias, (1, 2, 2), [(1, 1)] * 3)
+        assert rel_err(fn(x), ref) < RTOL
 
 
 def test_saved_keras_model_reloads_with_identical_outputs(tmp_path):

@@ -5,9 +5,9 @@ The TFLite model has one ``serving_default`` signature with a fixed input: uint8
 inside; outputs ``probabilities`` ``[1, classes]`` and ``top_k_indices`` / ``top_k_scores``. Only
 TFLite builtin ops are allowed (no Flex / Select TF ops), so the stock interpreter runs it.
 
-The graph is traced with every `DepthwiseConv3D` in its "per_frame" implementation: TFLite
-copies each slice and pad of the default "shifted" one, and per-frame convolutions avoid them
-(X3D-XS at batch 1 on 2 threads, `python benchmarks/bench_x3d.py --tflite`: see the README).
+The graph is traced with every `DepthwiseConv3D` in its "shift_conv" implementation: TFLite
+copies each slice and pad of the default "slices" one, which "shift_conv" does not need
+(`python benchmarks/bench_x3d.py --tflite` times the export; figures in the README).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def export_tflite(
         scores, indices = tf.math.top_k(probabilities, k=k)
         return {"probabilities": probabilities, "top_k_indices": indices, "top_k_scores": scores}
 
-    with tempfile.TemporaryDirectory() as tmp, depthwise_implementation(infer, "per_frame"):
+    with tempfile.TemporaryDirectory() as tmp, depthwise_implementation(infer, "shift_conv"):
         archive = keras.export.ExportArchive()
         archive.track(infer)
         archive.add_endpoint(name=SIGNATURE, fn=serve,

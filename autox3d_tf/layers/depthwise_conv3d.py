@@ -11,12 +11,13 @@ which is exact and only uses ops that every backend, TF Serving and TFLite suppo
 
 Two implementations of that sum (``implementation=``), same weights and outputs:
 
-- ``"shifted"`` (default): the clip's frames in one axis, each temporal tap one depthwise 2D
-  convolution of a time-shifted view. TensorFlow takes those views without copying, so this is
-  the fast one in TensorFlow (Keras, SavedModel, TF Serving).
-- ``"per_frame"``: one depthwise 2D convolution per (output frame, tap) on the list of frames.
-  TFLite copies every slice and pad, which this avoids; with XNNPACK at batch 1 it is the fast
-  one there (the TFLite export uses it). It needs a static number of frames.
+- ``"slices"`` (default): the clip's frames in one axis, padded in time; each temporal tap is one
+  depthwise 2D convolution of a time-shifted slice. TensorFlow takes those slices without
+  copying, so this is the fast one in TensorFlow (Keras, SavedModel, TF Serving).
+- ``"shift_conv"``: each temporal tap is a depthwise 2D convolution of the unpadded frames, moved
+  into place in time by a depthwise convolution along the frame axis with a one-hot kernel
+  (which also zero-pads). TFLite copies every slice and pad; this has neither, and is the fast
+  one there (the TFLite export uses it).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ import contextlib
 from typing import Iterator, Sequence
 
 import keras
+import numpy as np
 from keras import ops
 
 PaddingArg = str | int | Sequence[int] | Sequence[Sequence[int]]
-IMPLEMENTATIONS = ("shifted", "per_frame")
+IMPLEMENTATIONS = ("slices", "shift_conv")
 
 
 def _is_int(value) -> bool:
@@ -126,7 +128,7 @@ class DepthwiseConv3D(keras.layers.Layer):
             tuple of 3 ints (symmetric, as PyTorch's ``padding=``) or 3 (before, after) pairs.
         use_bias: whether to add a per-channel bias.
         kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer: as in Keras.
-        implementation: "shifted" or "per_frame" (see the module docstring); the weights and
+        implementation: "slices" or "shift_conv" (see the module docstring); the weights and
             the function computed are the same.
 
     Input ``(batch, frames, height, width, channels)``; output the same rank with the
@@ -143,7 +145,7 @@ class DepthwiseConv3D(keras.layers.Layer):
         bias_initializer="zeros",
         kernel_regularizer=None,
         bias_regularizer=None,
-        implementation: str = "shifted",
+        implementation: str = "slices",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -211,8 +213,8 @@ class DepthwiseConv3D(keras.layers.Layer):
 
         if kh == kw == 1 and sh == sw == 1 and not (ph0 or ph1 or pw0 or pw1):
             return self._temporal_only(inputs, (pt0, pt1), out_shape)
-        if self.implementation == "per_frame" and inputs.shape[1] is not None:
-            return self._per_frame(inputs, self._pads(inputs.shape), out_shape)
+        if self.implementation == "shift_conv":
+            return self._shift_conv(inputs, self._pads(inputs.shape), out_shape)
 
         # Spatial padding: TF 'same' at stride 1 and explicit pads on TensorFlow are done by the
         # 2D op itself; only other backends pad the tensor (a copy).
@@ -266,13 +268,12 @@ class DepthwiseConv3D(keras.layers.Layer):
             out = out + self.bias
         return out
 
-    def _per_frame(self, inputs, pads, out_shape):
-        """The "per_frame" implementation: output frame t = sum over taps i of a depthwise 2D
-        convolution of input frame t * stride_t + i - pad_t; taps that fall in the temporal zero
-        padding are left out, so there is no temporal padding, slicing or row selection."""
+    def _shift_conv(self, inputs, pads, out_shape):
+        """The "shift_conv" implementation (see the module docstring)."""
         kt, kh, kw = self.kernel_size
         st, sh, sw = self.strides
-        (pt0, _), (ph0, ph1), (pw0, pw1) = pads
+        (pt0, pt1), (ph0, ph1), (pw0, pw1) = pads
+        channels = inputs.shape[-1]
         x = inputs
         if sh == sw == 1 and (ph0, ph1) == _same_pads(1, kh, 1) and (pw0, pw1) == _same_pads(1, kw, 1):
             conv_padding = "same"
@@ -280,20 +281,42 @@ class DepthwiseConv3D(keras.layers.Layer):
             if ph0 or ph1 or pw0 or pw1:
                 x = ops.pad(x, [[0, 0], [0, 0], [ph0, ph1], [pw0, pw1], [0, 0]])
             conv_padding = "valid"
-        frames = ops.unstack(x, num=x.shape[1], axis=1)
-        outputs = []
-        for t in range(out_shape[1]):
-            terms = []
-            for i in range(kt):
-                source = t * st + i - pt0
-                if 0 <= source < len(frames):
-                    terms.append(_depthwise_conv2d(frames[source], self.kernel[i], (sh, sw), conv_padding))
-            if not terms:  # an output frame that only sees padding
-                terms.append(0.0 * _depthwise_conv2d(frames[0], self.kernel[0], (sh, sw), conv_padding))
-            if self.use_bias:
-                terms[0] = _bias_add(terms[0], self.bias)
-            outputs.append(_add_n(terms))
-        return ops.stack(outputs, axis=1)
+        shape = ops.shape(x)
+        frames = ops.reshape(x, (-1, shape[2], shape[3], channels))
+        # With stride 1 and length-preserving pads, tap pt0 reads frame t for output frame t.
+        in_place = pt0 if st == 1 and pt0 + pt1 == kt - 1 else None
+        shift_padding: str | list | None
+        if st == 1 and (pt0, pt1) == _same_pads(1, kt, 1):
+            shift_padding = "same"
+        elif _is_tf():
+            shift_padding = [[0, 0], [pt0, pt1], [0, 0], [0, 0]]
+        else:
+            shift_padding = None
+        terms = []
+        for i in range(kt):
+            tap = _depthwise_conv2d(frames, self.kernel[i], (sh, sw), conv_padding)
+            if self.use_bias and i == in_place:
+                tap = _bias_add(tap, self.bias)
+            tap_shape = ops.shape(tap)
+            # (clips, frames, pixels, C): the frame axis is a spatial axis of a depthwise 2D conv.
+            tap = ops.reshape(tap, (shape[0], shape[1], tap_shape[1] * tap_shape[2], channels))
+            if i != in_place:
+                one_hot = np.zeros((kt, 1, channels, 1), self.compute_dtype)
+                one_hot[i] = 1.0
+                if shift_padding is None:  # other backends: pad the tensor, then a 'valid' conv
+                    tap = ops.pad(tap, [[0, 0], [pt0, pt1], [0, 0], [0, 0]])
+                tap = _depthwise_conv2d(tap, ops.convert_to_tensor(one_hot), (1, 1), shift_padding or "valid")
+                if st > 1:  # TensorFlow has no gradient for unequal depthwise strides: subsample
+                    tap = tap[:, ::st]
+            terms.append(tap)
+        out = _add_n(terms)
+        if self.use_bias and in_place is None:
+            out = out + self.bias
+        out_dims = ops.shape(out)
+        out_frames = out_shape[1] if out_shape[1] is not None else out_dims[1]
+        height = out_shape[2] if out_shape[2] is not None else tap_shape[1]
+        width = out_shape[3] if out_shape[3] is not None else tap_shape[2]
+        return ops.reshape(out, (shape[0], out_frames, height, width, channels))
 
     def _temporal_only(self, inputs, pads: tuple[int, int], out_shape):
         """A (kt, 1, 1) kernel: one depthwise 2D convolution over (frames, pixels) per clip.
