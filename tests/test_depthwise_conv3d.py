@@ -360,11 +360,24 @@ def test_depthwise_implementation_switches_and_restores():
         assert [layer.implementation for layer in model.layers[1:]] == ["shift_conv", "shift_conv"]
         assert op_counts() == (0, 5 + 5)
         shift_conv = model(data)
-    assert [layer.implementation for layer in model.layers[1:]] == ["slices", "shift_conv"]
+    assert [layer.implementation for layer in model.layers[1:]] == ["auto", "shift_conv"]
     assert rel_err(shift_conv, default) < RTOL
     with pytest.raises(ValueError, match="implementation"):
         with depthwise_implementation(model, "grouped"):
             pass
+
+
+@pytest.mark.parametrize("batch,expected", [(1, "slices"), (4, "shift_conv"), (None, "shift_conv")])
+def test_auto_implementation_by_batch(batch, expected):
+    """"auto" takes the slices (a Pad of the clip, no one-hot shift) only for a static batch of 1,
+    and never gathers rows."""
+    layer = DepthwiseConv3D((3, 3, 3), padding="same", use_bias=True)
+    graph = tf.function(layer).get_concrete_function(tf.TensorSpec((batch, 4, 6, 6, 2), tf.float32)).graph
+    types = [op.type for op in graph.get_operations()]
+    assert layer.implementation == "auto"
+    assert ("Pad" in types) == (expected == "slices")
+    assert types.count("DepthwiseConv2dNative") == (3 if expected == "slices" else 5)
+    assert "GatherV2" not in types
 
 
 @pytest.mark.parametrize("implementation", ["slices", "shift_conv"])

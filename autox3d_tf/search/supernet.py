@@ -137,28 +137,38 @@ class _Net(keras.layers.Layer):
         return [v for v in self.trainable_weights if id(v) in self._no_decay_ids]
 
 
+def _along_frames(x, frames: int, kernel, kt: int) -> tf.Tensor:
+    """A depthwise convolution of 4-D ``x`` ``(clips * frames, H, W, C)`` along the frame axis of
+    each clip with ``kernel`` ``(kt, 1, C, 1)``, zero-padded in time (``kt // 2`` frames before).
+
+    The clips are viewed as ``(clips, frames, H * W, C)`` (a free reshape), so the frame axis is a
+    spatial axis of one depthwise 2D convolution: no pad, slice or row gather."""
+    dyn = tf.shape(x)
+    h, w, c = (d if d is not None else dyn[i + 1] for i, d in enumerate(x.shape[1:]))
+    p = kt // 2
+    y = tf.nn.depthwise_conv2d(
+        tf.reshape(x, [-1, frames, h * w, c]), kernel, [1, 1, 1, 1], [[0, 0], [p, kt - 1 - p], [0, 0], [0, 0]]
+    )
+    return tf.reshape(y, [-1, h, w, c])
+
+
 def _temporal_taps(x, frames: int, kt: int, conv) -> tf.Tensor:
     """``sum_i conv_i(x[t + i - kt // 2])`` over the frames of each clip, zero-padded in time.
 
-    ``x`` is ``(clips * frames, H, W, C)``; ``conv(tap, i)`` maps the rows of one temporal tap.
-    The clip frames are padded and flattened into one axis, each tap is a contiguous slice of
-    it (no copy), and the valid rows of the sum are gathered at the end.
+    ``x`` is ``(clips * frames, H, W, C)``; ``conv(frames, i)`` maps all frames for tap ``i``,
+    and each tap but the middle one is moved to its frames by `_along_frames` with a one-hot
+    kernel (as `DepthwiseConv3D`'s "shift_conv"; a training step is about 2x faster than with
+    padded, sliced and gathered frames).
     """
-    p = kt // 2
-    dyn = tf.shape(x)
-    rows_, h, w, c = (d if d is not None else dyn[i] for i, d in enumerate(x.shape))
-    x5 = tf.reshape(x, [-1, frames, h, w, c])
-    x5 = tf.pad(x5, [[0, 0], [p, kt - 1 - p], [0, 0], [0, 0], [0, 0]])
-    padded = frames + kt - 1
-    flat = tf.reshape(x5, [-1, h, w, c])
-    clips = x.shape[0] // frames if x.shape[0] is not None else tf.shape(x5)[0]
-    span = clips * padded - (kt - 1)
-    out = tf.add_n([conv(flat[i : i + span], i) for i in range(kt)])
-    if isinstance(clips, int):
-        rows = tf.constant((np.arange(clips)[:, None] * padded + np.arange(frames)[None, :]).reshape(-1), tf.int32)
-    else:
-        rows = tf.reshape(tf.range(clips)[:, None] * padded + tf.range(frames)[None, :], [-1])
-    return tf.gather(out, rows)
+    terms = []
+    for i in range(kt):
+        y = conv(x, i)
+        if i != kt // 2:
+            one_hot = np.zeros((kt, 1, y.shape[-1], 1), y.dtype.as_numpy_dtype)
+            one_hot[i] = 1.0
+            y = _along_frames(y, frames, tf.constant(one_hot), kt)
+        terms.append(y)
+    return tf.add_n(terms)
 
 
 class SearchableBlock(_Net):
@@ -229,9 +239,9 @@ class SearchableBlock(_Net):
         pad = [[0, 0], [kh // 2, kh // 2], [kw // 2, kw // 2], [0, 0]]
         if kt == 1:
             return tf.nn.depthwise_conv2d(y, kernel[0], [1, s, s, 1], pad)
-        taps = tf.unstack(kernel, axis=0)
         if kh == kw == 1 and s == 1:
-            return _temporal_taps(y, self.frames, kt, lambda tap, i: tap * taps[i][0, 0, :, 0])
+            return _along_frames(y, self.frames, kernel[:, 0], kt)
+        taps = tf.unstack(kernel, axis=0)
         return _temporal_taps(y, self.frames, kt, lambda tap, i: tf.nn.depthwise_conv2d(tap, taps[i], [1, s, s, 1], pad))
 
     def _branch(self, index: int):
@@ -409,8 +419,7 @@ class SuperNet(_Net):
         x = tf.nn.conv2d(x, self.stem_conv, [1, 2, 2, 1], [[0, 0], [1, 1], [1, 1], [0, 0]])
         k = space.stem_temporal_kernel
         if k > 1:
-            taps = tf.unstack(self.stem_temporal, axis=0)
-            x = _temporal_taps(x, self.frames, k, lambda tap, i: tap * taps[i][0, 0, :, 0])
+            x = _along_frames(x, self.frames, self.stem_temporal[:, 0], k)
         else:
             x = x * self.stem_temporal[0, 0, 0, :, 0]
         x = tf.nn.relu(self._norm(x, self.stem_bn))
