@@ -79,26 +79,25 @@ class BenchResult:
     reference_name: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def _over_reference(self, timing: Timing | None) -> float | None:
+        if self.reference is None or timing is None:
+            return None
+        return timing.median_ms / self.reference.median_ms
+
     @property
     def ratio(self) -> float | None:
         """ours / reference median latency (below 1: ours is faster)."""
-        if self.reference is None:
-            return None
-        return self.ours.median_ms / self.reference.median_ms
+        return self._over_reference(self.ours)
 
     @property
     def folded_ratio(self) -> float | None:
         """ours with BatchNorm folded (`fuse_for_inference`) / reference median latency."""
-        if self.reference is None or self.folded is None:
-            return None
-        return self.folded.median_ms / self.reference.median_ms
+        return self._over_reference(self.folded)
 
     @property
     def tflite_ratio(self) -> float | None:
         """ours as a TFLite export (XNNPACK) / reference median latency."""
-        if self.reference is None or self.tflite is None:
-            return None
-        return self.tflite.median_ms / self.reference.median_ms
+        return self._over_reference(self.tflite)
 
     def to_dict(self) -> dict[str, Any]:
         return {

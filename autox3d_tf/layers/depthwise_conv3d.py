@@ -88,6 +88,12 @@ def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def _check_implementation(implementation: str) -> str:
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"`implementation` must be one of {list(IMPLEMENTATIONS)}, got {implementation!r}.")
+    return implementation
+
+
 def _is_tf() -> bool:
     return keras.backend.backend() == "tensorflow"
 
@@ -115,6 +121,25 @@ def _add_n(terms: list) -> "keras.KerasTensor":
     for term in terms[1:]:
         out = out + term
     return out
+
+
+def _conv_along_frames(view, kernel, pads: tuple[int, int], stride: int):
+    """Depthwise convolution of a ``(clips, frames, pixels, C)`` view along its frame axis with
+    ``kernel`` ``(kt, 1, C, 1)``, zero-padded by ``pads`` in time by the op itself where it can
+    (TensorFlow's explicit pads), else by padding the tensor first.
+
+    Returns the output and whether the op's padding was "same"/"valid", after which a BiasAdd may
+    fuse into it (not after explicit pads, see `DepthwiseConv3D._slices`)."""
+    if not any(pads):
+        padding: str | list = "valid"
+    elif stride == 1 and tuple(pads) == _same_pads(1, kernel.shape[0], 1):
+        padding = "same"
+    elif _is_tf():
+        padding = [[0, 0], list(pads), [0, 0], [0, 0]]
+    else:
+        view = ops.pad(view, [[0, 0], list(pads), [0, 0], [0, 0]])
+        padding = "valid"
+    return _depthwise_conv2d(view, kernel, (stride, 1), padding), isinstance(padding, str)
 
 
 def _out_len(size: int | None, kernel: int, stride: int, pads: tuple[int, int]) -> int | None:
@@ -155,9 +180,7 @@ class DepthwiseConv3D(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if implementation not in IMPLEMENTATIONS:
-            raise ValueError(f"`implementation` must be one of {list(IMPLEMENTATIONS)}, got {implementation!r}.")
-        self.implementation = implementation
+        self.implementation = _check_implementation(implementation)
         self.kernel_size = _triple(kernel_size, "kernel_size")
         self.strides = _triple(strides, "strides")
         self.padding = _normalize_padding(padding)
@@ -200,6 +223,13 @@ class DepthwiseConv3D(keras.layers.Layer):
             return tuple(pads)
         return self.padding
 
+    def _spatial_same(self, pads) -> bool:
+        """Whether the spatial pads are TensorFlow's 'same' at stride 1 (the 2D op's own padding)."""
+        _, kh, kw = self.kernel_size
+        _, sh, sw = self.strides
+        _, (ph0, ph1), (pw0, pw1) = pads
+        return sh == sw == 1 and (ph0, ph1) == _same_pads(1, kh, 1) and (pw0, pw1) == _same_pads(1, kw, 1)
+
     def compute_output_shape(self, input_shape):
         pads = self._pads(input_shape)
         dims = [_out_len(n, k, s, p) for n, k, s, p in zip(input_shape[1:4], self.kernel_size, self.strides, pads)]
@@ -231,7 +261,7 @@ class DepthwiseConv3D(keras.layers.Layer):
         channels = inputs.shape[-1]
         # Spatial padding: TF 'same' at stride 1 and explicit pads on TensorFlow are done by the
         # 2D op itself; only other backends pad the tensor (a copy).
-        spatial_same = sh == sw == 1 and (ph0, ph1) == _same_pads(1, kh, 1) and (pw0, pw1) == _same_pads(1, kw, 1)
+        spatial_same = self._spatial_same(pads)
         native_pads = not spatial_same and _is_tf()
         if spatial_same or native_pads:
             conv_padding = "same" if spatial_same else [[0, 0], [ph0, ph1], [pw0, pw1], [0, 0]]
@@ -283,12 +313,12 @@ class DepthwiseConv3D(keras.layers.Layer):
 
     def _shift_conv(self, inputs, pads, out_shape):
         """The "shift_conv" implementation (see the module docstring)."""
-        kt, kh, kw = self.kernel_size
+        kt = self.kernel_size[0]
         st, sh, sw = self.strides
         (pt0, pt1), (ph0, ph1), (pw0, pw1) = pads
         channels = inputs.shape[-1]
         x = inputs
-        if sh == sw == 1 and (ph0, ph1) == _same_pads(1, kh, 1) and (pw0, pw1) == _same_pads(1, kw, 1):
+        if self._spatial_same(pads):
             conv_padding = "same"
         else:
             if ph0 or ph1 or pw0 or pw1:
@@ -298,13 +328,6 @@ class DepthwiseConv3D(keras.layers.Layer):
         frames = ops.reshape(x, (-1, shape[2], shape[3], channels))
         # With stride 1 and length-preserving pads, tap pt0 reads frame t for output frame t.
         in_place = pt0 if st == 1 and pt0 + pt1 == kt - 1 else None
-        shift_padding: str | list | None
-        if st == 1 and (pt0, pt1) == _same_pads(1, kt, 1):
-            shift_padding = "same"
-        elif _is_tf():
-            shift_padding = [[0, 0], [pt0, pt1], [0, 0], [0, 0]]
-        else:
-            shift_padding = None
         terms = []
         for i in range(kt):
             tap = _depthwise_conv2d(frames, self.kernel[i], (sh, sw), conv_padding)
@@ -316,9 +339,7 @@ class DepthwiseConv3D(keras.layers.Layer):
             if i != in_place:
                 one_hot = np.zeros((kt, 1, channels, 1), self.compute_dtype)
                 one_hot[i] = 1.0
-                if shift_padding is None:  # other backends: pad the tensor, then a 'valid' conv
-                    tap = ops.pad(tap, [[0, 0], [pt0, pt1], [0, 0], [0, 0]])
-                tap = _depthwise_conv2d(tap, ops.convert_to_tensor(one_hot), (1, 1), shift_padding or "valid")
+                tap, _ = _conv_along_frames(tap, ops.convert_to_tensor(one_hot), (pt0, pt1), 1)
                 if st > 1:  # TensorFlow has no gradient for unequal depthwise strides: subsample
                     tap = tap[:, ::st]
             terms.append(tap)
@@ -338,22 +359,12 @@ class DepthwiseConv3D(keras.layers.Layer):
         the rows of a (kt, 1) kernel and the temporal zero padding is the op's own padding, so
         there is no copy, no per-tap op and no row selection, for any batch size.
         """
-        kt, st = self.kernel_size[0], self.strides[0]
+        st = self.strides[0]
         channels = inputs.shape[-1]
         shape = ops.shape(inputs)
         x = ops.reshape(inputs, (shape[0], shape[1], -1, channels))
-        kernel = self.kernel[:, 0]  # (kt, 1, C, 1)
-        if not any(pads):
-            padding = "valid"
-        elif st == 1 and tuple(pads) == _same_pads(1, kt, 1):
-            padding = "same"
-        elif _is_tf():
-            padding = [[0, 0], list(pads), [0, 0], [0, 0]]
-        else:
-            x = ops.pad(x, [[0, 0], list(pads), [0, 0], [0, 0]])
-            padding = "valid"
-        out = _depthwise_conv2d(x, kernel, (st, 1), padding)
-        fuse_bias = self.use_bias and isinstance(padding, str)  # see `call` on explicit pads
+        out, native_padding = _conv_along_frames(x, self.kernel[:, 0], pads, st)
+        fuse_bias = self.use_bias and native_padding
         if fuse_bias:
             out = _bias_add(out, self.bias)
         frames = out_shape[1] if out_shape[1] is not None else ops.shape(out)[1]
@@ -386,8 +397,7 @@ class DepthwiseConv3D(keras.layers.Layer):
 def depthwise_implementation(model: keras.layers.Layer, implementation: str) -> Iterator[None]:
     """Within the block, every `DepthwiseConv3D` of ``model`` uses ``implementation`` (for
     graphs traced there, e.g. an export); the previous choices are restored on exit."""
-    if implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"`implementation` must be one of {list(IMPLEMENTATIONS)}, got {implementation!r}.")
+    _check_implementation(implementation)
     layers = [layer for layer in model._flatten_layers() if isinstance(layer, DepthwiseConv3D)]
     previous = [layer.implementation for layer in layers]
     for layer in layers:
