@@ -9,6 +9,7 @@ import tensorflow as tf
 from autox3d_tf.search import ArchDistribution, ArchitectureSearch, SearchSpace, search_dataset
 from autox3d_tf.search.trainer import build_weight_optimizer
 from autox3d_tf.search.callbacks import DistributionHistory
+from autox3d_tf.training.recipe import weight_decay_exclusions
 
 
 def budget_space():
@@ -41,7 +42,7 @@ def test_adamw_does_not_decay_batch_norm_parameters_and_biases():
     opt = build_weight_optimizer(m, "adamw", learning_rate=0.1, weight_decay=0.5)
     m.compile(opt)
     weights = m.supernet.trainable_variables
-    excluded = {id(v) for v in m.weight_decay_exclusions()}
+    excluded = {id(v) for v in weight_decay_exclusions(m)}
     norm_or_bias = {id(v) for v in weights if v.path.endswith(("_gamma", "_beta", "_bias"))}
     assert excluded == norm_or_bias and any(v.path.endswith("se_reduce_bias") for v in weights)
     assert len(excluded) < len(weights)

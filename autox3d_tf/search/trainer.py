@@ -25,8 +25,6 @@ the supernet's conditionals.
 
 from __future__ import annotations
 
-import os
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -51,9 +49,10 @@ def _clips(source: str, split: str | None, batch: int, input_context: tf.distrib
            **kwargs) -> tf.data.Dataset:
     """Repeated, shuffled training clips ``(clip, label)`` from an annotation file or TFRecord shards."""
     from autox3d_tf.data import tfrecord_dataset, video_dataset
+    from autox3d_tf.training.data import is_tfrecord_source
 
     kwargs.update(batch_size=batch, shuffle=True, repeat=True, drop_remainder=True, input_context=input_context)
-    if source.endswith((".tfrecord", "*")) or "tfrecord" in os.path.basename(source):
+    if is_tfrecord_source(source):
         return tfrecord_dataset(source, None, **kwargs)
     return video_dataset(source, None, split=split or None, **kwargs)
 
@@ -185,11 +184,6 @@ class ArchitectureSearch(keras.Model):
         for dict batches under MultiWorkerMirroredStrategy.)
         """
         return
-
-    def weight_decay_exclusions(self) -> list:
-        """Supernet weights that get no weight decay, as in the training recipe: BatchNorm parameters
-        and biases (``weight_decay_exclusions``: Keras layers, and the supernet's raw variables)."""
-        return weight_decay_exclusions(self)
 
     def build_all(self, input_shape=None) -> None:
         """Kept for compatibility: everything is built by the constructor and `compile`."""
@@ -359,13 +353,14 @@ def build_weight_optimizer(
 ) -> keras.optimizers.Optimizer:
     """The optimizer of ``model``'s supernet weights (build it in the strategy's scope): ``"sgd"``,
     momentum 0.9 (the paper's), or ``"adamw"`` with decoupled ``weight_decay``, which skips
-    BatchNorm parameters and biases (`ArchitectureSearch.weight_decay_exclusions`)."""
+    BatchNorm parameters and biases (the recipe's `weight_decay_exclusions`, which finds the
+    supernet's raw ones)."""
     if kind not in WEIGHT_OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {WEIGHT_OPTIMIZERS}, got {kind!r}")
     if kind == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=0.9)
     optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
-    optimizer.exclude_from_weight_decay(var_list=model.weight_decay_exclusions())
+    optimizer.exclude_from_weight_decay(var_list=weight_decay_exclusions(model))
     return optimizer
 
 
