@@ -19,8 +19,7 @@ import numpy as np
 
 __all__ = ["MEAN", "STD", "preprocess_input", "decode_predictions", "kinetics400_classes", "class_names"]
 
-MEAN = (0.45, 0.45, 0.45)
-STD = (0.225, 0.225, 0.225)
+from autox3d_tf.layers.normalization import MEAN, STD, normalize_pixels
 
 
 def preprocess_input(x: Any, data_format: str | None = None) -> Any:
@@ -42,14 +41,12 @@ def preprocess_input(x: Any, data_format: str | None = None) -> Any:
         arr = np.asarray(x)
         if arr.ndim == 0 or arr.shape[-1] != 3:
             raise ValueError(f"Expected RGB clips with 3 channels last, got shape {arr.shape}.")
-        out = arr.astype(np.float32) / np.float32(255.0)
-        return (out - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
+        return normalize_pixels(arr.astype(np.float32))
     from keras import ops
 
     if x.shape[-1] is not None and x.shape[-1] != 3:
         raise ValueError(f"Expected RGB clips with 3 channels last, got shape {tuple(x.shape)}.")
-    out = ops.cast(x, "float32") / 255.0
-    return (out - ops.convert_to_tensor(MEAN, "float32")) / ops.convert_to_tensor(STD, "float32")
+    return normalize_pixels(ops.cast(x, "float32"))
 
 
 @functools.lru_cache(maxsize=None)

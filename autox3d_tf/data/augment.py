@@ -17,6 +17,8 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from autox3d_tf.layers.normalization import MEAN, STD, normalize_pixels
+
 __all__ = [
     "train_crop_window",
     "crop_resize_window",
@@ -86,11 +88,9 @@ def random_flip_clip(clip: tf.Tensor, seed: tf.Tensor, probability: float = 0.5)
     return tf.cond(coin < probability, lambda: tf.reverse(clip, axis=[2]), lambda: clip)
 
 
-def normalize_clip(clip: tf.Tensor, mean: Sequence[float], std: Sequence[float]) -> tf.Tensor:
-    """``(clip / 255 - mean) / std`` per channel, float32 (``clip`` in [0, 255])."""
-    scale = tf.constant([1.0 / (255.0 * s) for s in std], tf.float32)
-    offset = tf.constant([-m / s for m, s in zip(mean, std)], tf.float32)
-    return tf.cast(clip, tf.float32) * scale + offset
+def normalize_clip(clip: tf.Tensor, mean: Sequence[float] = MEAN, std: Sequence[float] = STD) -> tf.Tensor:
+    """``(clip / 255 - mean) / std`` per channel, float32 (``clip`` in [0, 255]): `normalize_pixels`."""
+    return normalize_pixels(tf.cast(clip, tf.float32), mean, std)
 
 
 def train_augment(
@@ -99,8 +99,8 @@ def train_augment(
     crop: int,
     scale_range: tuple[int, int],
     flip: bool = True,
-    mean: Sequence[float] = (0.45, 0.45, 0.45),
-    std: Sequence[float] = (0.225, 0.225, 0.225),
+    mean: Sequence[float] = MEAN,
+    std: Sequence[float] = STD,
 ) -> tf.Tensor:
     """uint8 frames ``[T, H, W, 3]`` -> augmented, normalised float32 ``[T, crop, crop, 3]``."""
     shape = tf.shape(frames)
@@ -114,8 +114,8 @@ def finish_train_clip(
     seed: tf.Tensor,
     crop: int,
     flip: bool = True,
-    mean: Sequence[float] = (0.45, 0.45, 0.45),
-    std: Sequence[float] = (0.225, 0.225, 0.225),
+    mean: Sequence[float] = MEAN,
+    std: Sequence[float] = STD,
 ) -> tf.Tensor:
     """The rest of :func:`train_augment` once the clip's window is cut out (``patch [T, h, w, 3]``):
     resize to ``crop``, flip (one coin per clip), normalise. Lets a JPEG pipeline decode only the

@@ -10,7 +10,7 @@ Training datasets yield ``(clip float32 [T, crop, crop, 3], label int32)``, batc
 ready for ``model.fit`` and ``strategy.experimental_distribute_dataset``. Evaluation datasets yield
 ``(clip, label, video_id)`` with ``num_clips * num_crops`` views per video.
 
-Clip settings default to the zoo model's (``autox3d_tf.zoo.get_config``): X3D-S is 13 x 6 frames, crop
+Clip settings default to the zoo model's (``autox3d_tf.arch.catalog.get_config``): X3D-S is 13 x 6 frames, crop
 160 (train) / 182 (test), short-side scale jitter [182, 228]. Every random choice of a clip comes from
 one per-clip seed, so a pipeline built with ``seed=`` yields the same clips every run (and new ones
 each epoch). Bad videos: a missing file fails when the dataset is built (all of them listed); a file
@@ -40,6 +40,7 @@ import tensorflow as tf
 from autox3d_tf.data import augment
 from autox3d_tf.data.annotations import Annotations, VideoRecord, check_videos_exist, load_annotations
 from autox3d_tf.data.decode import VideoDecodeError, VideoInfo, decode_frames_for
+from autox3d_tf.layers.normalization import MEAN, STD
 from autox3d_tf.data.sampling import Segment, clip_span, eval_clip_indices, segment_frames, train_clip_indices
 
 __all__ = [
@@ -70,8 +71,8 @@ class ClipSettings:
     train_crop: int
     test_crop: int
     scale_range: tuple[int, int]
-    mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
-    std: tuple[float, float, float] = (0.225, 0.225, 0.225)
+    mean: tuple[float, float, float] = MEAN
+    std: tuple[float, float, float] = STD
 
 
 def clip_settings(
@@ -82,14 +83,14 @@ def clip_settings(
     test_crop: int | None = None,
     scale_range: tuple[int, int] | None = None,
 ) -> ClipSettings:
-    """The zoo model's clip settings (``autox3d_tf.zoo.get_config``), with any field overridden.
+    """The zoo model's clip settings (``autox3d_tf.arch.catalog.get_config``), with any field overridden.
 
     With ``model=None``, ``frames``, ``rate`` and a crop must be given: ``crop`` (training) or
     ``test_crop`` (evaluation), each defaulting to the other; the scale range defaults to
     ``[crop, round(crop * 1.25)]``.
     """
     if model is not None:
-        from autox3d_tf.zoo import get_config
+        from autox3d_tf.arch.catalog import get_config
 
         cfg = get_config(model)
         base = ClipSettings(cfg.frames, cfg.sampling_rate, cfg.train_crop, cfg.test_crop,
@@ -362,7 +363,7 @@ def _views(frames: tf.Tensor, cfg: ClipSettings, num_crops: int) -> tf.Tensor:
     """``[N, T, H, W, 3]`` uint8 -> normalised ``[num_crops * N, T, crop, crop, 3]`` (crop-major)."""
     views = augment.eval_crops(frames, cfg.test_crop, num_crops)  # [crops, N, T, c, c, 3]
     views = tf.reshape(views, [-1, cfg.frames, cfg.test_crop, cfg.test_crop, 3])
-    return (views / 255.0 - tf.constant(cfg.mean)) / tf.constant(cfg.std)
+    return augment.normalize_clip(views, cfg.mean, cfg.std)
 
 
 def video_eval_dataset(

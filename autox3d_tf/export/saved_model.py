@@ -10,7 +10,7 @@ The exported ``serving_default`` signature takes uint8 RGB frames ``[batch, fram
    ``T`` frames; a shorter one repeats frames);
 2. space: short side resized to the crop (bilinear, antialiased), centre crop (as one evaluation
    view of :func:`autox3d_tf.data.video_eval_dataset`; a clip already at the crop size is untouched);
-3. ``(x / 255 - 0.45) / 0.225``.
+3. ``(x / 255 - 0.45) / 0.225`` (`autox3d_tf.layers.normalization.normalize_pixels`).
 
 It returns ``probabilities`` ``[batch, classes]``, ``top_k_indices`` (int32), ``top_k_scores``
 and ``top_k_labels`` (strings) ``[batch, k]``. The graph is the BatchNorm-folded inference graph
@@ -27,8 +27,10 @@ import numpy as np
 import tensorflow as tf
 
 from autox3d_tf.arch.spec import ArchSpec
+from autox3d_tf.layers.normalization import MEAN, STD, normalize_pixels
 from autox3d_tf.models.builder import build_model
 from autox3d_tf.models.fuse import fuse_for_inference
+from autox3d_tf.models.video_model import model_spec
 
 __all__ = [
     "SIGNATURE",
@@ -41,8 +43,6 @@ __all__ = [
 ]
 
 SIGNATURE = "serving_default"
-MEAN = (0.45, 0.45, 0.45)
-STD = (0.225, 0.225, 0.225)
 # Ops that only XLA can run (tf2xla / jit_compile graphs); none may appear in an export.
 XLA_OP_PREFIXES = ("Xla", "_Xla")
 XLA_ATTRS = ("_XlaMustCompile", "_XlaCompile", "_xla_compile_id")
@@ -65,12 +65,10 @@ def inference_model(
     """A float32 inference copy of ``model`` with a fixed ``(frames, crop, crop, 3)`` input and a
     softmax output; BatchNorm folded into the convolutions when ``fuse``.
 
-    ``spec`` defaults to the zoo spec named like the model; ``frames`` / ``crop`` to the model's
-    input shape (required when that is dynamic)."""
-    if spec is None:
-        from autox3d_tf.zoo import get_spec
-
-        spec = get_spec(model.name)
+    ``spec`` defaults to the architecture the model carries (`VideoModel.arch_spec`); ``frames`` /
+    ``crop`` to the model's input shape (required when that is dynamic). The copy takes normalised
+    clips even when ``model`` was built with ``include_preprocessing``."""
+    spec = model_spec(model, spec)
     _, t, h, w, _ = model.input_shape
     frames = int(frames or t or 0)
     crop = int(crop or (h if h == w else 0) or 0)
@@ -118,9 +116,7 @@ def preprocess_frames(
     top, left = (shape[2] - crop) // 2, (shape[3] - crop) // 2
     x = x[:, :, top : top + crop, left : left + crop, :]
     x = tf.ensure_shape(x, [None, num_frames, crop, crop, 3])
-    scale = tf.constant([1.0 / (255.0 * s) for s in std], tf.float32)
-    offset = tf.constant([-m / s for m, s in zip(mean, std)], tf.float32)
-    return x * scale + offset
+    return normalize_pixels(x, mean, std)
 
 
 def make_serving_fn(
@@ -147,9 +143,7 @@ def make_serving_fn(
         if preprocess:
             x = preprocess_frames(frames, frames_, crop, mean, std)
         else:
-            scale = tf.constant([1.0 / (255.0 * s) for s in std], tf.float32)
-            offset = tf.constant([-m / s for m, s in zip(mean, std)], tf.float32)
-            x = tf.cast(frames, tf.float32) * scale + offset
+            x = normalize_pixels(tf.cast(frames, tf.float32), mean, std)
         out = tf.cast(model(x, training=False), tf.float32)
         probabilities = out if is_softmax else tf.nn.softmax(out, axis=-1)
         scores, indices = tf.math.top_k(probabilities, k=k)

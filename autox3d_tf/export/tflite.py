@@ -21,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from autox3d_tf.arch.spec import ArchSpec
-from autox3d_tf.export.saved_model import MEAN, SIGNATURE, STD, inference_model
+from autox3d_tf.export.saved_model import SIGNATURE, inference_model
+from autox3d_tf.layers.normalization import MEAN, STD, normalize_pixels
 from autox3d_tf.layers import depthwise_implementation
 
 __all__ = ["TFLITE_MODELS", "export_tflite", "run_tflite"]
@@ -47,11 +48,9 @@ def export_tflite(
     _, t, c, _, _ = infer.input_shape
     classes = infer.output_shape[-1]
     k = int(min(top_k, classes))
-    scale = tf.constant([1.0 / (255.0 * s) for s in std], tf.float32)
-    offset = tf.constant([-m / s for m, s in zip(mean, std)], tf.float32)
 
     def serve(frames):
-        x = tf.cast(frames, tf.float32) * scale + offset
+        x = normalize_pixels(tf.cast(frames, tf.float32), mean, std)
         probabilities = tf.cast(infer(x, training=False), tf.float32)
         scores, indices = tf.math.top_k(probabilities, k=k)
         return {"probabilities": probabilities, "top_k_indices": indices, "top_k_scores": scores}

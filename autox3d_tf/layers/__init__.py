@@ -2,6 +2,16 @@
 
 from autox3d_tf.layers.depthwise_conv3d import DepthwiseConv3D, depthwise_implementation
 from autox3d_tf.layers.frame_conv3d import FrameConv3D
+from autox3d_tf.layers.normalization import MEAN, STD, PixelNormalization, normalize_pixels
 from autox3d_tf.layers.pointwise_conv3d import PointwiseConv3D
 
-__all__ = ["DepthwiseConv3D", "FrameConv3D", "PointwiseConv3D", "depthwise_implementation"]
+__all__ = [
+    "DepthwiseConv3D",
+    "FrameConv3D",
+    "MEAN",
+    "PixelNormalization",
+    "PointwiseConv3D",
+    "STD",
+    "depthwise_implementation",
+    "normalize_pixels",
+]

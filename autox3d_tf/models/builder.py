@@ -20,7 +20,8 @@ import numpy as np
 from keras import layers
 
 from autox3d_tf.arch.spec import SE_RATIO, ArchSpec, BlockSpec, round_width
-from autox3d_tf.layers import DepthwiseConv3D, FrameConv3D, PointwiseConv3D
+from autox3d_tf.layers import DepthwiseConv3D, FrameConv3D, PixelNormalization, PointwiseConv3D
+from autox3d_tf.models.video_model import VideoModel
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9  # PyTorch momentum 0.1
@@ -182,7 +183,8 @@ def build_model(
     dropout_rate: float = 0.5,
     name: str | None = None,
     fold_batch_norm: bool = False,
-) -> keras.Model:
+    include_preprocessing: bool = False,
+) -> VideoModel:
     """Builds the network described by ``spec``.
 
     Args:
@@ -198,9 +200,12 @@ def build_model(
         name: model name (default: the spec's name).
         fold_batch_norm: build the inference graph in which every BatchNorm is folded into the
             convolution before it (see `fuse_for_inference`, which also folds the weights).
+        include_preprocessing: the model takes RGB pixels in [0, 255] (uint8 or float) and
+            normalises them itself (a `PixelNormalization` layer named "preprocessing" first).
 
     Returns:
-        A functional ``keras.Model`` taking normalised float clips (see ``preprocess_input``).
+        A functional `VideoModel` (a ``keras.Model`` carrying ``spec`` and these options) taking
+        normalised float clips (see ``preprocess_input``), or raw pixels with ``include_preprocessing``.
     """
     if not isinstance(spec, ArchSpec):
         raise TypeError(f"`spec` must be an ArchSpec, got {type(spec).__name__}.")
@@ -217,7 +222,8 @@ def build_model(
     else:
         inputs = input_tensor
     g = _Graph(fold_batch_norm)
-    x = _stem(inputs, spec, g)
+    x = PixelNormalization(name="preprocessing")(inputs) if include_preprocessing else inputs
+    x = _stem(x, spec, g)
 
     in_width = spec.stem_width
     for s, stage in enumerate(spec.stages, start=1):
@@ -249,6 +255,15 @@ def build_model(
 
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)
-    model = keras.Model(inputs, x, name=name or spec.name)
+    options = {
+        "include_top": bool(include_top),
+        "classes": int(classes) if include_top else None,
+        "pooling": None if include_top else pooling,
+        "classifier_activation": classifier_activation if include_top else None,
+        "dropout_rate": float(dropout_rate),
+        "include_preprocessing": bool(include_preprocessing),
+        "fold_batch_norm": bool(fold_batch_norm),
+    }
+    model = VideoModel(inputs, x, name=name or spec.name, arch_spec=spec, build_options=options)
     model.folded_batch_norms = dict(g.folded)
     return model

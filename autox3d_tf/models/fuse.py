@@ -19,20 +19,18 @@ import numpy as np
 from autox3d_tf.arch.spec import ArchSpec
 from autox3d_tf.layers import DepthwiseConv3D
 from autox3d_tf.models.builder import build_model
+from autox3d_tf.models.video_model import model_spec
 
 
 def _build_kwargs(model: keras.Model) -> dict:
-    names = {layer.name for layer in model.layers}
-    kwargs: dict = {"input_shape": tuple(model.input_shape[1:]), "name": f"{model.name}_folded"}
-    if "predictions" in names:
-        head = model.get_layer("predictions")
-        activation = keras.activations.serialize(head.activation)
-        activation = activation if isinstance(activation, str) else getattr(head.activation, "__name__", None)
-        kwargs.update(include_top=True, classes=head.units, classifier_activation=None if activation == "linear" else activation)
-    else:
-        pooling = "avg" if "avg_pool" in names else "max" if "max_pool" in names else None
-        kwargs.update(include_top=False, pooling=pooling)
-    return kwargs
+    options = dict(getattr(model, "build_options", None) or {})
+    if not options:
+        raise ValueError(f"Model {model.name!r} was not built by autox3d_tf.models.build_model: nothing to fold.")
+    options.pop("fold_batch_norm", None)
+    if not options["include_top"]:
+        options.pop("classes", None)
+        options.pop("classifier_activation", None)
+    return {**options, "input_shape": tuple(model.input_shape[1:]), "name": f"{model.name}_folded"}
 
 
 def fold_weights(source: keras.Model, folded: keras.Model) -> None:
@@ -61,14 +59,12 @@ def fold_weights(source: keras.Model, folded: keras.Model) -> None:
 
 
 def fuse_for_inference(model: keras.Model, spec: ArchSpec | None = None) -> keras.Model:
-    """The inference graph of ``model`` (built from ``spec``) with its BatchNorms folded.
+    """The inference graph of ``model`` with its BatchNorms folded.
 
-    ``spec`` defaults to the zoo spec named like the model (e.g. "x3d_s").
+    ``model`` is a `VideoModel` from `build_model` (any zoo factory); its ``arch_spec`` and
+    ``build_options`` say what to rebuild. ``spec`` overrides the architecture it carries.
     """
-    if spec is None:
-        from autox3d_tf.zoo import get_spec
-
-        spec = get_spec(model.name)
+    spec = model_spec(model, spec)
     folded = build_model(spec, fold_batch_norm=True, **_build_kwargs(model))
     fold_weights(model, folded)
     return folded

@@ -56,6 +56,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from autox3d_tf.arch.catalog import canonical_name, get_spec
+from autox3d_tf.models.builder import build_model
 from autox3d_tf.weights.torch_reader import CheckpointError, load_torch_checkpoint
 
 __all__ = [
@@ -468,7 +470,8 @@ def convert_checkpoint(
         dst: output path, must end in ``.weights.h5``.
         model_name: zoo model name, e.g. "X3D_S".
         layout: force a key layout (default: detected).
-        build: optional model factory ``build(classes=...)`` (default: the zoo's ``get_model``).
+        build: optional model factory ``build(classes=...)`` (default: the catalogued architecture
+            ``model_name`` built by `autox3d_tf.models.build_model`).
 
     Returns:
         Info dict: ``layout``, ``folded``, ``classes``, ``model``, ``num_tensors``, ``dst``.
@@ -488,10 +491,8 @@ def convert_checkpoint(
             "headless checkpoint into a full model.",
         )
     if build is None:
-        from autox3d_tf.zoo import canonical_name, get_model
-
         model_name = canonical_name(model_name)
-        model = get_model(model_name, weights=None, classes=classes)
+        model = build_model(get_spec(model_name), classes=classes)
     else:
         model = build(classes=classes)
     info = load_torch_weights(model, state_dict, layout=layout)

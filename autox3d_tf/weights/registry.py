@@ -29,6 +29,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
+from autox3d_tf.arch.catalog import canonical_name
+
 __all__ = [
     "WeightsEntry",
     "NoPretrainedWeightsError",
@@ -154,10 +156,8 @@ def _table() -> dict[str, dict[str, WeightsEntry]]:
 
 def _canonical(model: str) -> str:
     try:
-        from autox3d_tf.zoo import canonical_name
-
         return canonical_name(model)
-    except (ImportError, ValueError):
+    except ValueError:
         table = _table()
         lowered = {k.lower().replace("-", "_"): k for k in table}
         return lowered.get(str(model).lower().replace("-", "_"), model)

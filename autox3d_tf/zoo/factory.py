@@ -8,6 +8,7 @@ import keras
 
 from autox3d_tf.arch.spec import ArchSpec
 from autox3d_tf.models.builder import build_model
+from autox3d_tf.weights import load_pretrained, validate_weights_argument
 
 
 def build_zoo_model(
@@ -23,13 +24,12 @@ def build_zoo_model(
     classifier_activation: str | None = "softmax",
     dropout_rate: float = 0.5,
     name: str | None = None,
+    include_preprocessing: bool = False,
 ) -> keras.Model:
     """Builds ``spec`` and loads ``weights`` (None, a registered dataset name, or a file path)."""
     if weights is not None and not isinstance(weights, str):
         raise ValueError(f"`weights` must be None, a dataset name such as 'kinetics400', or a path; got {weights!r}.")
     if weights is not None:
-        from autox3d_tf.weights import validate_weights_argument
-
         validate_weights_argument(model_name, weights, include_top=include_top, classes=classes)
     model = build_model(
         spec,
@@ -41,10 +41,9 @@ def build_zoo_model(
         classifier_activation=classifier_activation,
         dropout_rate=dropout_rate,
         name=name,
+        include_preprocessing=include_preprocessing,
     )
     if weights is not None:
-        from autox3d_tf.weights import load_pretrained
-
         load_pretrained(model, model_name, weights, include_top=include_top, classes=classes)
     return model
 
@@ -63,6 +62,7 @@ def make_factory(model_name: str, spec_fn: Callable[[], ArchSpec], doc: str) -> 
         classifier_activation: str | None = "softmax",
         dropout_rate: float = 0.5,
         name: str | None = None,
+        include_preprocessing: bool = False,
     ) -> keras.Model:
         return build_zoo_model(
             model_name,
@@ -76,6 +76,7 @@ def make_factory(model_name: str, spec_fn: Callable[[], ArchSpec], doc: str) -> 
             classifier_activation=classifier_activation,
             dropout_rate=dropout_rate,
             name=name,
+            include_preprocessing=include_preprocessing,
         )
 
     factory.__name__ = factory.__qualname__ = model_name

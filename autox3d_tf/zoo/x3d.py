@@ -6,13 +6,14 @@ import functools
 
 from autox3d_tf.arch.x3d import X3D_VARIANTS, x3d_spec
 from autox3d_tf.zoo.factory import make_factory
-from autox3d_tf.zoo.registry import register_model, x3d_clip_config
+from autox3d_tf.zoo.registry import register_factory
 
 _DOC = """Instantiates {title} (Feichtenhofer, "X3D: Expanding Architectures for Efficient Video
 Recognition", CVPR 2020), exact to the pytorchvideo / PySlowFast reference.
 
 Default input: {frames} frames sampled every {rate}, {crop}x{crop} crop (test crop {test_crop}),
-pixels in [0, 1] normalised with mean 0.45 and std 0.225 (see `preprocess_input`).
+pixels in [0, 1] normalised with mean 0.45 and std 0.225 (see `preprocess_input`), or raw pixels in
+[0, 255] with `include_preprocessing=True`.
 
 Args:
     weights: None (random init), "kinetics400" (the official checkpoint through the weights
@@ -25,6 +26,8 @@ Args:
     classifier_activation: activation of the last layer; None returns logits.
     dropout_rate: dropout before the classifier.
     name: model name.
+    include_preprocessing: take RGB pixels in [0, 255] (uint8 or float) and normalise inside the
+        model (a `PixelNormalization` layer first); default False: normalised float clips.
 
 Returns:
     A `keras.Model`.
@@ -38,17 +41,7 @@ def _make_factory(variant: str):
         title=f"X3D-{variant}", frames=v.frames, rate=v.sampling_rate, crop=v.train_crop, test_crop=v.test_crop
     )
     factory = make_factory(model_name, functools.partial(x3d_spec, variant), doc)
-    register_model(
-        x3d_clip_config(
-            model_name,
-            variant,
-            family="x3d",
-            description=f"X3D-{variant}: width x{v.width_factor}, depth x{v.depth_factor}",
-            paper="https://arxiv.org/abs/2004.04730",
-        ),
-        functools.partial(x3d_spec, variant),
-        factory,
-    )
+    register_factory(model_name, factory)
     return factory
 
 
