@@ -17,13 +17,13 @@ setup(
         "numpy",
         "absl-py",
         "av",
+        "matplotlib",
     ],
     extras_require={
-        "plots": ["matplotlib"],
-        "train": ["tensorboard", "matplotlib"],
+        "train": ["tensorboard"],
         "serving": ["tensorflow-serving-api"],
         "reference": ["torch==2.13.0", "pytorchvideo", "fvcore"],
-        "test": ["pytest", "matplotlib"],
+        "test": ["pytest", "import-linter", "build", "jax"],
     },
     entry_points={"console_scripts": ["autox3d=autox3d_tf.cli.main:main"]},
 )

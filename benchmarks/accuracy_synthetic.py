@@ -49,7 +49,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads:
-        from autox3d_tf import bench
+        from autox3d_tf.workflows import bench
 
         bench.configure_threads(args.threads)
     import keras

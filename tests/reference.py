@@ -2,7 +2,7 @@
 
 torchvision cannot be installed here; pytorchvideo's model code imports only
 ``torchvision.ops.RoIAlign`` (for detection heads X3D never uses), so the stand-in module of
-`autox3d_tf.bench` (its RoIAlign raises if ever instantiated) is registered before pytorchvideo
+`autox3d_tf.workflows.bench` (its RoIAlign raises if ever instantiated) is registered before pytorchvideo
 is imported.
 
 Without torch the reference tests skip, unless ``AUTOX3D_REQUIRE_REFERENCE=1`` (set by
@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from autox3d_tf.bench import install_torchvision_stub
+from autox3d_tf.workflows.bench import install_torchvision_stub
 
 
 def require(module: str):

@@ -1,4 +1,4 @@
-"""`autox3d bench` and `autox3d_tf.bench`: the timings' structure and the table (not the speed)."""
+"""`autox3d bench` and `autox3d_tf.workflows.bench`: the timings' structure and the table (not the speed)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from autox3d_tf.bench import BenchResult, Timing, format_table
+from autox3d_tf.workflows.bench import BenchResult, Timing, format_table
 
 
 def test_cli_json_times_keras_folded_and_tflite():

@@ -19,7 +19,7 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from autox3d_tf.bench import REFERENCE_NAME, default_threads
+    from autox3d_tf.workflows.bench import REFERENCE_NAME, default_threads
 
     parser.add_argument("model", help="model name, e.g. X3D_S")
     parser.add_argument("--batch", nargs="+", type=int, default=[1, 8], metavar="B", help="batch sizes (default 1 8)")
@@ -54,7 +54,7 @@ def _error(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from autox3d_tf import bench
+    from autox3d_tf.workflows import bench
 
     if any(b < 1 for b in args.batch) or args.threads < 1 or args.runs < 1 or args.warmup < 0:
         return _error("--batch and --threads must be >= 1, --runs >= 1 and --warmup >= 0.")

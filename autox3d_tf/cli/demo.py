@@ -16,7 +16,7 @@ import dataclasses
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from autox3d_tf.demo import DemoConfig
+    from autox3d_tf.workflows.demo import DemoConfig
 
     defaults = DemoConfig()
     parser.add_argument("--out", default=defaults.out_dir, help=f"output folder (default: {defaults.out_dir})")
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from autox3d_tf.demo import DemoConfig, run_demo
+    from autox3d_tf.workflows.demo import DemoConfig, run_demo
 
     config = DemoConfig(out_dir=args.out, train_epochs=args.train_epochs, search_epochs=args.search_epochs, seed=args.seed)
     if args.quick:

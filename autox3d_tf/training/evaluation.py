@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from typing import Sequence
 
@@ -118,12 +119,26 @@ def evaluate_model(
     if out_dir is not None:
         out_dir = os.fspath(out_dir)
         os.makedirs(out_dir, exist_ok=True)
-        result["confusion_matrix_png"] = plot_confusion_matrix(
-            np.asarray(result["confusion_matrix"]), class_names, os.path.join(out_dir, "confusion_matrix.png"),
-            title=f"{title}: top-1 {result['top1']:.3f}")
-        with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1)
+        metrics_path = os.path.join(out_dir, "metrics.json")
+        _write_json(result, metrics_path)  # the metrics are kept whatever happens to the plot
+        try:
+            result["confusion_matrix_png"] = plot_confusion_matrix(
+                np.asarray(result["confusion_matrix"]), class_names, os.path.join(out_dir, "confusion_matrix.png"),
+                title=f"{title}: top-1 {result['top1']:.3f}")
+        except Exception as err:  # noqa: BLE001 - a picture is never worth the result
+            print(f"[evaluate] confusion matrix not drawn ({type(err).__name__}: {err}); metrics in {metrics_path}",
+                  file=sys.stderr)
+        else:
+            _write_json(result, metrics_path)
     return result
+
+
+def _write_json(data: dict, path: str) -> None:
+    """Writes ``data`` to ``path`` through a temporary file, so ``path`` is never half-written."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
 
 
 def evaluate(

@@ -2,7 +2,7 @@
 
 This is a benchmark library, not a test: numbers depend on the machine and its load.
 
-    from autox3d_tf import bench
+    from autox3d_tf.workflows import bench
     bench.configure_threads(2)            # before TensorFlow initialises (first op / model)
     results = bench.benchmark("X3D_XS", batches=(1, 8), compare=True)
     print(bench.format_table(results))
@@ -266,7 +266,7 @@ def install_torchvision_stub() -> None:
 
     class RoIAlign:  # pragma: no cover - never used by X3D
         def __init__(self, *args, **kwargs):
-            raise RuntimeError("torchvision is not installed; RoIAlign is a stand-in from autox3d_tf.bench.")
+            raise RuntimeError("torchvision is not installed; RoIAlign is a stand-in from autox3d_tf.workflows.bench.")
 
     tv = types.ModuleType("torchvision")
     ops = types.ModuleType("torchvision.ops")
