@@ -43,10 +43,9 @@ def _peak_mb() -> float:
 
 
 def _space(name: str, frames: int, size: int, classes: int):
-    sys.path.insert(0, os.path.join(ROOT, "training"))
-    from search import make_space  # training/search.py
+    from autox3d_tf.search.space import space_preset
 
-    return make_space(name, frames, size, classes)
+    return space_preset(name, input_frames=frames, input_size=size, classes=classes)
 
 
 def measure(mode: str, space_name: str, frames: int, size: int, batch: int, steps: int, samples: int) -> dict:

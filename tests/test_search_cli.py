@@ -1,4 +1,4 @@
-"""training/search.py through `autox3d search` on the synthetic dataset; the script dispatcher."""
+"""`autox3d search` (autox3d_tf.workflows.search) on the synthetic dataset; the workflow dispatcher."""
 
 from __future__ import annotations
 
@@ -13,22 +13,28 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_dispatcher_reports_missing_scripts(tmp_path, monkeypatch, capsys):
-    from autox3d_tf.cli import scripts
+def test_every_workflow_command_runs_from_the_package(capsys):
+    """Each workflow command is a module of the package: --help lists its own flags, bad flags exit 2."""
+    from autox3d_tf.cli import workflow
 
-    monkeypatch.setenv("AUTOX3D_TRAINING_DIR", str(tmp_path))
-    for name in ("search", "train", "evaluate", "export"):
-        assert scripts.run_for(name, argparse.Namespace(extra=[])) == 2
-        assert "not available yet" in capsys.readouterr().err
-    assert scripts.ACCEPTS_EXTRA is True
-    parser = argparse.ArgumentParser()
-    scripts.add_arguments_for("search", parser)
-    assert "training/search.py" in parser.epilog
+    own_flag = {"train": "--train_data", "search": "--macs_target", "search-entropy": "--population",
+                "evaluate": "--num_clips", "export": "--top_k"}
+    assert set(workflow.WORKFLOWS) == set(own_flag)
+    for name, flag in own_flag.items():
+        assert workflow.run_for(name, argparse.Namespace(extra=["--help"])) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"autox3d {name}: ") and flag in out
+        others = [f for n, f in own_flag.items() if n != name and not (name == "search" and n == "search-entropy")]
+        assert not any(f"{f}:" in out for f in others), f"{name} --help lists another workflow's flags"
+        assert workflow.run_for(name, argparse.Namespace(extra=["--no_such_flag=1"])) == 2
+        assert "no_such_flag" in capsys.readouterr().err
+    assert workflow.run_for("train", argparse.Namespace(extra=["positional"])) == 2
+    assert "unexpected arguments" in capsys.readouterr().err
 
 
 def test_search_help_lists_flags():
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ROOT}
-    proc = subprocess.run([sys.executable, "-m", "autox3d_tf.cli.main", "search", "--helpfull"], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "autox3d_tf.cli.main", "search", "--help"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for flag in ("--macs_target", "--space", "--warmup_epochs", "--strategy", "--out_dir", "--data", "--epochs", "--batch_size"):
@@ -58,10 +64,9 @@ def test_autox3d_search_on_synthetic_csv(tmp_path):
     assert summary["warmup_steps"] == 2 and summary["steps_per_epoch"] == 2
     assert [r["step"] for r in history["records"]] == [0, 1, 2, 3, 4]
     assert len(history["samples"]) == 4
-    sys.path.insert(0, os.path.join(ROOT, "training"))
-    from search import make_space
+    from autox3d_tf.search.space import space_preset
 
-    space = make_space("tiny", 4, 32, 2)
+    space = space_preset("tiny", input_frames=4, input_size=32, classes=2)
     assert space.arch_macs(space.encode(spec)) == pytest.approx(summary["derived_macs"])
     for png in ("distribution.png", "distribution_final.png", "macs_accuracy.png"):
         assert (out / png).stat().st_size > 5000

@@ -20,10 +20,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("predict", "top-k Kinetics-400 labels for video files"),
     "make-synthetic": ("make_synthetic", "write the built-in synthetic motion dataset"),
     "to-tfrecord": ("to_tfrecord", "videos to sharded SequenceExample TFRecords"),
-    "search": ("scripts", "architecture search (training/search.py)"),
-    "train": ("scripts", "train a model (training/train.py)"),
-    "evaluate": ("scripts", "multi-view evaluation (training/evaluate.py)"),
-    "export": ("scripts", "SavedModel / TFLite export (training/export.py)"),
+    "search": ("workflow", "architecture search: probabilistic (supernet) or --method entropy"),
+    "search-entropy": ("workflow", "training-free entropy search (STEntr + evolution) under a MACs budget"),
+    "train": ("workflow", "train or fine-tune a model on a video dataset"),
+    "evaluate": ("workflow", "multi-view evaluation: top-1 / top-5, per-class accuracy, confusion matrix"),
+    "export": ("workflow", "SavedModel (TF Serving) / TFLite export of a run or a zoo model"),
     "demo": ("demo", "the whole flow on the built-in synthetic dataset"),
 }
 
@@ -71,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     available = {}
     for name, (module, help_text) in COMMANDS.items():
         mod = _load(module) if (argv and argv[0] == name) else None
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           add_help=not getattr(mod, "ACCEPTS_EXTRA", False))
         if mod is not None:
             if hasattr(mod, "add_arguments_for"):
                 mod.add_arguments_for(name, p)

@@ -17,7 +17,7 @@ import keras
 
 from autox3d_tf.arch.spec import ArchSpec
 
-__all__ = ["export_model", "export_run"]
+__all__ = ["export_architecture", "export_model", "export_run"]
 
 
 def export_model(
@@ -34,7 +34,9 @@ def export_model(
     version: int = 1,
     info: dict | None = None,
 ) -> dict:
-    """Exports ``model`` into ``out_dir`` (layout in the module docstring); returns ``export.json``."""
+    """Exports ``model`` into ``out_dir`` (layout in the module docstring); returns ``export.json``.
+
+    ``spec`` defaults to the architecture the model carries (any `build_model` / zoo model)."""
     from autox3d_tf.export.saved_model import SIGNATURE, export_saved_model, find_xla_ops
     from autox3d_tf.export.tflite import export_tflite
 
@@ -82,7 +84,7 @@ def export_run(
     fuse: bool = True,
     weights: str | os.PathLike | None = None,
 ) -> dict:
-    """Exports a training run (``training/train.py``'s folder) to ``out_dir`` (default
+    """Exports a training run (``autox3d train``'s folder) to ``out_dir`` (default
     ``RUN/export``). The network sees the run's ``frames`` x test crop unless overridden;
     ``tflite="auto"`` converts the runs of X3D-XS / S (clip defaults) to TFLite too."""
     from autox3d_tf.export.tflite import TFLITE_MODELS
@@ -98,3 +100,50 @@ def export_run(
             "shuffle_frames": bool(config.get("shuffle_frames", False))}
     return export_model(model, out_dir, config["classes"], spec=spec, frames=frames or clip["frames"],
                         crop=crop or clip["test_crop"], top_k=top_k, fuse=fuse, tflite=bool(tflite), info=info)
+
+
+def export_architecture(
+    model: str | None = "X3D_XS",
+    out_dir: str | os.PathLike | None = None,
+    *,
+    spec: str | os.PathLike | ArchSpec | None = None,
+    weights: str | os.PathLike | None = None,
+    class_names: Sequence[str] | None = None,
+    tflite: bool | str = "auto",
+    frames: int | None = None,
+    crop: int | None = None,
+    top_k: int = 5,
+    fuse: bool = True,
+) -> dict:
+    """Exports a zoo model (or an `ArchSpec`, a JSON path or a spec, at ``model``'s clip) with
+    ``weights`` (a ``.weights.h5`` path or a dataset name such as ``"kinetics400"``; None: random).
+
+    ``class_names`` default to Kinetics-400's; the network sees ``frames`` x ``crop`` (default: the
+    model's clip and test crop); ``out_dir`` defaults to ``export/<spec name>``; ``tflite="auto"``
+    converts X3D-XS / S."""
+    from autox3d_tf.arch.catalog import canonical_name, get_config
+    from autox3d_tf.export.tflite import TFLITE_MODELS
+    from autox3d_tf.models.builder import build_model
+    from autox3d_tf.preprocessing import kinetics400_classes
+    from autox3d_tf.zoo import get_model
+
+    name = canonical_name(model or "X3D_XS")
+    cfg = get_config(name)
+    names = list(class_names) if class_names else list(kinetics400_classes())
+    frames = frames or cfg.frames
+    crop = crop or cfg.test_crop
+    shape = (frames, crop, crop, 3)
+    if spec is not None:
+        spec = spec if isinstance(spec, ArchSpec) else ArchSpec.load(os.fspath(spec))
+        network = build_model(spec, input_shape=shape, classes=len(names), name=spec.name)
+        if weights:
+            network.load_weights(os.fspath(weights))
+    else:
+        network = get_model(name, weights=weights, classes=len(names), input_shape=shape)
+    arch = network.arch_spec
+    if tflite == "auto":
+        tflite = name in TFLITE_MODELS and spec is None
+    out_dir = os.fspath(out_dir) if out_dir is not None else os.path.join("export", arch.name)
+    info = {"model": name, "spec_name": arch.name, "weights": None if weights is None else os.fspath(weights)}
+    return export_model(network, out_dir, names, frames=frames, crop=crop, top_k=top_k, fuse=fuse,
+                        tflite=bool(tflite), info=info)

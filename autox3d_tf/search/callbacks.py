@@ -29,6 +29,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from autox3d_tf.training.strategy import is_chief
+
 
 def _float(value) -> float:
     return float(np.asarray(value))
@@ -120,31 +122,12 @@ class DistributionHistory(keras.callbacks.Callback):
 
     def save(self, path: str | None = None) -> None:
         path = path or self.path
-        if not path or not _is_chief():
+        if not path or not is_chief():
             return
         tmp = path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(self.to_dict(), f)
         os.replace(tmp, path)
-
-
-def _task() -> tuple[str | None, int]:
-    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    task = config.get("task", {})
-    return task.get("type"), int(task.get("index", 0))
-
-
-def _is_chief() -> bool:
-    """True outside multi-worker training, and on the chief (or worker 0 without a chief)."""
-    strategy = tf.distribute.get_strategy()
-    resolver = getattr(strategy, "cluster_resolver", None)
-    kind, index = _task()
-    if resolver is None or kind is None:
-        return True
-    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-    if "chief" in config.get("cluster", {}):
-        return kind == "chief"
-    return kind == "worker" and index == 0
 
 
 class SearchCheckpoint(keras.callbacks.Callback):
@@ -188,7 +171,7 @@ class SearchCheckpoint(keras.callbacks.Callback):
             arch_optimizer=model.arch_optimizer,
             epoch=self._epoch_var,
         )
-        directory = self.directory if _is_chief() else tempfile.mkdtemp(prefix="search_ckpt_worker_")
+        directory = self.directory if is_chief() else tempfile.mkdtemp(prefix="search_ckpt_worker_")
         self._write_dir = directory
         self._manager = tf.train.CheckpointManager(self._checkpoint, directory, max_to_keep=self.max_to_keep)
 

@@ -304,3 +304,27 @@ def autox3d_v1(
     )
     kwargs.update(overrides)
     return SearchSpace(**kwargs)
+
+
+SPACE_PRESETS: dict[str, str] = {
+    "autox3d-v1": "up to [3, 5, 11, 7] blocks, every candidate",
+    "autox3d-v1-L": "up to [5, 10, 25, 15] blocks, every candidate",
+    "small": "up to [1, 2, 3, 2] blocks, every candidate, 192-wide head",
+    "tiny": "2 block types, 2 widths, 2 expansions, up to [1, 2, 2, 1] blocks: minutes on a CPU",
+}
+
+
+def space_preset(name: str, *, input_frames: int, input_size: int, classes: int) -> SearchSpace:
+    """A named search space (:data:`SPACE_PRESETS`) at the given clip and class count."""
+    clip = dict(input_frames=input_frames, input_size=input_size, classes=classes)
+    if name == "autox3d-v1":
+        return autox3d_v1(**clip)
+    if name == "autox3d-v1-L":
+        return autox3d_v1("L", **clip, name="autox3d-v1-L")
+    if name == "small":
+        return autox3d_v1(**clip, max_depths=(1, 2, 3, 2), head_width=192, head_hidden=256, name="autox3d-v1-small")
+    if name == "tiny":
+        return autox3d_v1(**clip, max_depths=(1, 2, 2, 1), stage_widths=((8, 16), (16, 32), (32, 48), (48, 64)),
+                          block_types=("3x3x3", "1x3x3"), expansions=(1.5, 2.25), head_width=64, head_hidden=0,
+                          name="autox3d-v1-tiny")
+    raise ValueError(f"Unknown search space {name!r}; valid spaces are {list(SPACE_PRESETS)}.")
