@@ -17,6 +17,7 @@ $(STAMP): setup.py requirements-dev.txt
 install: $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	AUTOX3D_REQUIRE_REFERENCE=1 TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -ra tests
 
 test-fast: $(STAMP)
