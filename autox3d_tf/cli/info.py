@@ -3,6 +3,8 @@
     autox3d info X3D_S
     autox3d info X3D_M --crop test --json
     autox3d info X3D_XS --input-shape 8 224 224
+    autox3d info runs/search/arch.json          # an ArchSpec JSON (at its own clip)
+    autox3d info model.keras                    # a saved model: the architecture it carries
 
 MACs are counted on the built Keras model in fvcore's convention (see `autox3d_tf.flops`).
 """
@@ -16,7 +18,8 @@ from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="model name, e.g. X3D_S (case-insensitive; see `list_models()`)")
+    parser.add_argument("model", help="model name, e.g. X3D_S (case-insensitive; see `list_models()`), an ArchSpec "
+                        "JSON file, or a .keras file saved from a model of this package")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     shape = parser.add_mutually_exclusive_group()
     shape.add_argument(
@@ -38,18 +41,59 @@ def _fmt_shape(shape) -> str:
     return " x ".join(str(d) for d in shape) if shape else "-"
 
 
-def collect(name: str, input_shape: tuple[int, int, int] | None = None, crop: str = "train") -> dict[str, Any]:
-    """Everything `autox3d info` prints, as a JSON-ready dict (raises ValueError on bad input)."""
-    from autox3d_tf import flops
+def _build(name: str, input_shape: tuple[int, int, int] | None, crop: str):
+    """(model, its clip config) for a zoo name, an ArchSpec JSON or a ``.keras`` file."""
+    import os
+
+    from autox3d_tf.arch.catalog import ModelConfig
+    from autox3d_tf.arch.spec import ArchSpec
+    from autox3d_tf.models import build_model
     from autox3d_tf.zoo import get_config, get_model
 
-    config = get_config(name)  # ValueError naming the valid models
-    if input_shape is not None:
-        frames, height, width = (int(d) for d in input_shape)
+    if not (name.endswith((".json", ".keras")) or os.path.exists(name)):
+        config = get_config(name)  # ValueError naming the valid models
+        if input_shape is not None:
+            frames, height, width = (int(d) for d in input_shape)
+        else:
+            size = config.test_crop if crop == "test" else config.train_crop
+            frames, height, width = config.frames, size, size
+        return get_model(config.name, input_shape=(frames, height, width, 3)), config
+    if not os.path.isfile(name):
+        raise ValueError(f"{name}: no such file")
+    if name.endswith(".keras"):
+        import keras
+
+        model = keras.saving.load_model(name, compile=False)
+        spec = getattr(model, "arch_spec", None)
+        if spec is None:
+            raise ValueError(f"{name}: the model carries no ArchSpec (it was not built by autox3d_tf)")
+        if input_shape is not None:
+            model = build_model(spec, input_shape=(*input_shape, 3), **_options(model))
     else:
-        size = config.test_crop if crop == "test" else config.train_crop
-        frames, height, width = config.frames, size, size
-    model = get_model(config.name, input_shape=(frames, height, width, 3))
+        spec = ArchSpec.load(name)
+        shape = (*input_shape, 3) if input_shape is not None else None
+        model = build_model(spec, input_shape=shape)
+    frames, size = spec.input_frames, spec.input_size
+    config = ModelConfig(name=spec.name, family="spec", frames=frames, sampling_rate=1, train_crop=size,
+                         test_crop=size, train_scale=(size, size), description=spec.notes or f"ArchSpec {spec.name}")
+    return model, config
+
+
+def _options(model) -> dict:
+    options = {k: v for k, v in model.build_options.items() if k != "fold_batch_norm" and v is not None}
+    return options
+
+
+def collect(name: str, input_shape: tuple[int, int, int] | None = None, crop: str = "train") -> dict[str, Any]:
+    """Everything `autox3d info` prints, as a JSON-ready dict (raises ValueError on bad input).
+
+    ``name`` is a zoo model, an ArchSpec JSON file or a ``.keras`` file; the architecture is read
+    from the built (or loaded) model."""
+    from autox3d_tf import flops
+
+    model, config = _build(name, input_shape, crop)
+    frames, height, width = (int(d) for d in model.input_shape[1:4])
+    spec = model.arch_spec
     stages = flops.stage_stats(model)
     macs = sum(s.macs for s in stages)
     return {
@@ -57,6 +101,8 @@ def collect(name: str, input_shape: tuple[int, int, int] | None = None, crop: st
         "family": config.family,
         "description": config.description,
         "input_shape": [frames, height, width, 3],
+        "architecture": {"name": spec.name, "widths": list(spec.widths), "depths": list(spec.depths),
+                         "head_width": spec.head_width, "head_hidden": spec.head_hidden},
         "params": flops.count_params(model),
         "macs": macs,
         "gmacs": macs / 1e9,
