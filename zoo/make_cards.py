@@ -68,7 +68,7 @@ def card(variant, bench_rows, acc_rows, bench_cmd, acc_cmd, acc_clip="8x48x48"):
     lines = [
         f"# AutoX3D-{variant}",
         "",
-        f"An architecture of the autox3d-v1 space (DESIGN.md section 5) found by this project's **training-free**",
+        f"An architecture of the autox3d-v1 space (docs/ARCHITECTURE.md section 6) found by this project's **training-free**",
         f"entropy search (E3D-style STEntr score + evolution, `autox3d_tf.search.evolution.entropy_search`) under",
         f"the exact MACs of X3D-{variant} on the same clip. **It has not been trained**: no pretrained weights exist,",
         f"and `{name}(weights=\"kinetics400\")` raises `NoPretrainedWeightsError` listing the weights that do exist.",

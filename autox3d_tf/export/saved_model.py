@@ -1,4 +1,4 @@
-"""SavedModel export for TF Serving (DESIGN.md section 9).
+"""SavedModel export for TF Serving (docs/ARCHITECTURE.md section 10).
 
     from autox3d_tf.export import export_saved_model
     export_saved_model(model, "export/saved_model/1", class_names=names)

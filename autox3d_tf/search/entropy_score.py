@@ -3,7 +3,7 @@
 The score of a network is an analytic upper bound of the entropy of its final feature map, computed
 from the architecture alone: no weights, no data, no forward pass. This follows the formula of
 alibaba/lightweight-neural-architecture-search (``tinynas``: ``get_alpha_w``,
-``Conv3DKXBN.get_stentr_forward``, ``Res3DK1DWK1.get_stentr_forward``), see DESIGN.md section 7:
+``Conv3DKXBN.get_stentr_forward``, ``Res3DK1DWK1.get_stentr_forward``), see docs/ARCHITECTURE.md section 8:
 
 - refinement of a kernel ``(Kt, k, k)`` on an output map ``T x R x R``:
   ``alpha = 1`` if ``k == 1``, else ``-ln(1 - cos(u, v))`` with ``u = [T, R, R] / |[T, R, R]|`` and

@@ -1,4 +1,4 @@
-"""The autox3d-v1 search space as data (DESIGN.md section 5).
+"""The autox3d-v1 search space as data (docs/ARCHITECTURE.md section 6).
 
 A `SearchSpace` lists every decision and its candidates, turns a vector of choices into an
 `ArchSpec` and back, and tabulates the exact MACs of every candidate so that the cost of any

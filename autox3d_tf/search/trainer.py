@@ -1,6 +1,6 @@
 """`ArchitectureSearch`: the probabilistic search as a `keras.Model` driven by ``model.fit``.
 
-Each ``train_step`` does (DESIGN.md section 6):
+Each ``train_step`` does (docs/ARCHITECTURE.md section 7):
 
 1. a weight step: sample one architecture from the distribution with a stateless RNG keyed by
    (seed, step), so every replica trains the same one; run the supernet with it (random

@@ -252,7 +252,7 @@ def time_torch(module, inputs: np.ndarray, runs: int = 10, warmup: int = 2) -> T
 def install_torchvision_stub() -> None:
     """pytorchvideo's model code imports ``torchvision.ops.RoIAlign`` (detection heads only).
 
-    torchvision may not be installable next to torch (DESIGN.md section 10); when it is missing,
+    torchvision may not be installable next to torch (docs/ARCHITECTURE.md section 11); when it is missing,
     register a stand-in module whose RoIAlign raises if anything ever instantiates it.
     """
     if "torchvision" in sys.modules:
@@ -363,7 +363,7 @@ def benchmark(
         tflite: also time the TFLite export (batch 1 only: the export has a fixed batch of 1).
         log: optional progress callback.
     """
-    from autox3d_tf.zoo import get_config, get_model, get_spec
+    from autox3d_tf.zoo import get_config, get_model
 
     config = get_config(model_name)
     if compare:
@@ -398,7 +398,7 @@ def benchmark(
 
         with tempfile.TemporaryDirectory() as tmp:
             say(f"{config.name} batch 1: ours, TFLite export")
-            path = export_tflite(model, os.path.join(tmp, "model.tflite"), spec=get_spec(config.name))
+            path = export_tflite(model, os.path.join(tmp, "model.tflite"))
             for result in results:
                 if result.batch == 1:
                     result.tflite = time_tflite(path, make_inputs(1, shape, seed), threads, runs=runs, warmup=warmup)
