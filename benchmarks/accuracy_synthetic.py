@@ -58,7 +58,7 @@ def main(argv=None) -> int:
 
     from autox3d_tf.arch.macs import spec_macs
     from autox3d_tf.data.evaluation import evaluate_views
-    from autox3d_tf.data.pipeline import video_dataset, video_eval_dataset
+    from autox3d_tf.data.video_pipeline import video_dataset, video_eval_dataset
     from autox3d_tf.data.synthetic import write_synthetic_dataset
     from autox3d_tf.flops import count_params
     from autox3d_tf.models.builder import build_model

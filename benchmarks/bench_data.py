@@ -29,7 +29,7 @@ import tensorflow as tf  # noqa: E402
 from autox3d_tf.data import augment  # noqa: E402
 from autox3d_tf.data.annotations import VideoRecord  # noqa: E402
 from autox3d_tf.data.decode import decode_all_frames  # noqa: E402
-from autox3d_tf.data.pipeline import clip_settings, tfrecord_dataset, video_dataset  # noqa: E402
+from autox3d_tf.data import resolve_clip as clip_settings, tfrecord_dataset, video_dataset  # noqa: E402
 from autox3d_tf.data.sampling import train_clip_indices  # noqa: E402
 from autox3d_tf.data.tfrecord import convert_to_tfrecord  # noqa: E402
 

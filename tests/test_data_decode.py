@@ -26,7 +26,10 @@ NAMES = ["demo", "test", "video1", "video2", "video3"]
 EXPECTED = {"demo": (340, 256, 28, 280), "test": (340, 256, 30, 300), "video1": (452, 256, 30, 247),
             "video2": (144, 256, 30, 360), "video3": (340, 256, 25, 300)}
 
-needs_videos = pytest.mark.skipif(not VIDEOS.is_dir(), reason=f"real clips not found at {VIDEOS.resolve()}")
+needs_videos = pytest.mark.skipif(
+    not VIDEOS.is_dir(),
+    reason=f"needs the real clips of ../shared/data/videos (decoding real files is the point), not found at "
+           f"{VIDEOS.resolve()}")
 
 
 def video(name: str) -> str:

@@ -1,9 +1,8 @@
-"""tf.data pipelines over the real clips: shapes, determinism, bad files, model.fit, distribution,
-multi-view evaluation."""
+"""tf.data pipelines over video files: clip settings, shapes, determinism, bad files, model.fit,
+distribution, multi-view evaluation. The videos are fixtures the tests write (tests/helpers/videos.py)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import keras
@@ -13,69 +12,100 @@ import tensorflow as tf
 
 from autox3d_tf.data.annotations import Annotations, ClassMap, MissingVideosError, VideoRecord
 from autox3d_tf.data.evaluation import aggregate_views, evaluate_views
-from autox3d_tf.data.pipeline import DecodeErrorLog, clip_settings, video_dataset, video_eval_dataset
+from autox3d_tf.data.clip import resolve_clip
+from autox3d_tf.data.error_log import DecodeErrorLog
+from autox3d_tf.data.video_pipeline import video_dataset, video_eval_dataset
+from tests.helpers.videos import write_clips
 
-VIDEOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "videos"
 NAMES = ["demo", "test", "video1", "video2", "video3"]
-pytestmark = pytest.mark.skipif(not VIDEOS.is_dir(), reason=f"real clips not found at {VIDEOS.resolve()}")
 
 # Small clips keep the tests fast: 4 frames x rate 8, crop 64.
 SMALL = dict(model="X3D_XS", frames=4, rate=8, crop=64)
 
 
-def records(names=NAMES):
-    return [VideoRecord(str(VIDEOS / f"{n}.mp4"), i, n) for i, n in enumerate(names)]
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    """A folder of fixture stand-ins for the five real clips (same names, frame counts, rates)."""
+    folder = tmp_path_factory.mktemp("videos")
+    write_clips(folder, NAMES)
+    return folder
+
+
+def records(videos, names=NAMES):
+    return [VideoRecord(str(videos / f"{n}.mp4"), i, n) for i, n in enumerate(names)]
 
 
 def test_clip_settings_follow_the_zoo():
-    s = clip_settings("X3D_S")
+    s = resolve_clip("X3D_S")
     assert (s.frames, s.rate, s.train_crop, s.test_crop, s.scale_range) == (13, 6, 160, 182, (182, 228))
-    m = clip_settings("X3D_M")
+    m = resolve_clip("X3D_M")
     assert (m.frames, m.rate, m.train_crop, m.test_crop, m.scale_range) == (16, 5, 224, 256, (256, 320))
     assert m.mean == (0.45,) * 3 and m.std == (0.225,) * 3
-    small = clip_settings("X3D_XS", crop=80)
+    small = resolve_clip("X3D_XS", crop=80)
     assert small.train_crop == 80 and small.scale_range == (91, 114)
 
 
-def test_training_dataset_shapes_and_determinism():
-    ds = video_dataset(records(), batch_size=2, seed=3, **SMALL)
+def test_one_clip_resolution_for_pipelines_and_training():
+    # A changed train crop keeps the model's test-crop and jitter ratios (X3D-XS: 160 / 182 / [182, 228]),
+    # in the pipelines as in training: once, clip_settings kept a test crop of 182 here.
+    from autox3d_tf.training.data import resolve_clip as training_resolve_clip
+
+    assert training_resolve_clip is resolve_clip
+    small = resolve_clip(model="X3D_XS", crop=64)
+    assert (small.train_crop, small.test_crop, small.scale_range) == (64, 73, (73, 91))
+    assert resolve_clip("X3D_XS", crop=64, test_crop=182).test_crop == 182  # explicit wins
+    assert resolve_clip("X3D_XS", crop=64, scale_range=(32, 80)).scale_range == (64, 80)  # never below the crop
+    spec = type("Spec", (), {"input_frames": 8, "input_size": 96})()
+    from_spec = resolve_clip("X3D_XS", spec)
+    assert (from_spec.frames, from_spec.train_crop, from_spec.test_crop) == (8, 96, 109)
+
+
+def test_pipelines_resolve_their_clip_with_it(videos):
+    ds = video_dataset(records(videos, ["video2"]), "X3D_XS", batch_size=1, crop=64)
+    assert ds.clip_settings == resolve_clip("X3D_XS", crop=64) and ds.clip_settings.test_crop == 73
+    ev = video_eval_dataset(records(videos, ["video2"]), "X3D_XS", batch_size=1, crop=64)
+    assert ev.clip_settings == resolve_clip("X3D_XS", test_crop=64)
+
+
+def test_training_dataset_shapes_and_determinism(videos):
+    ds = video_dataset(records(videos), batch_size=2, seed=3, **SMALL)
     spec = ds.element_spec
     assert spec[0].shape.as_list() == [2, 4, 64, 64, 3] and spec[0].dtype == tf.float32
     assert spec[1].dtype == tf.int32
     first = [(x.numpy(), y.numpy()) for x, y in ds]
     assert len(first) == 2  # 5 videos, batch 2, drop_remainder
-    again = [(x.numpy(), y.numpy()) for x, y in video_dataset(records(), batch_size=2, seed=3, **SMALL)]
+    again = [(x.numpy(), y.numpy()) for x, y in video_dataset(records(videos), batch_size=2, seed=3, **SMALL)]
     for (xa, ya), (xb, yb) in zip(first, again):
         np.testing.assert_array_equal(xa, xb)
         np.testing.assert_array_equal(ya, yb)
     second_epoch = [x.numpy() for x, _ in ds]
     assert not np.array_equal(second_epoch[0], first[0][0])  # new clips next epoch
     x = first[0][0]
-    assert -2.1 <= x.min() and x.max() <= 2.5 and x.std() > 0.2  # normalised real pixels
+    assert -2.1 <= x.min() and x.max() <= 2.5 and x.std() > 0.2  # normalised pixels of a picture
 
 
-def test_missing_files_fail_when_built(tmp_path):
-    recs = records(["demo"]) + [VideoRecord(str(tmp_path / "lost1.mp4"), 0, "l1"),
+def test_missing_files_fail_when_built(tmp_path, videos):
+    recs = records(videos, ["demo"]) + [VideoRecord(str(tmp_path / "lost1.mp4"), 0, "l1"),
                                 VideoRecord(str(tmp_path / "lost2.mp4"), 0, "l2")]
     with pytest.raises(MissingVideosError, match="2 of 3 annotated videos are missing") as info:
         video_dataset(recs, **SMALL)
     assert info.value.missing == [str(tmp_path / "lost1.mp4"), str(tmp_path / "lost2.mp4")]
 
 
-def bad_files(tmp_path):
+def bad_files(tmp_path, videos):
     text = tmp_path / "text.mp4"
     text.write_text("not a video at all\n" * 20)
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
-    data = (VIDEOS / "demo.mp4").read_bytes()
+    data = (videos / "demo.mp4").read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) // 3])
     return [text, empty, cut]
 
 
-def test_bad_files_are_skipped_counted_and_reported(tmp_path, caplog):
-    bad = bad_files(tmp_path)
-    recs = records(["video2", "video1"]) + [VideoRecord(str(p), 1, p.stem) for p in bad]
+def test_bad_files_are_skipped_counted_and_reported(tmp_path, videos, caplog):
+    bad = bad_files(tmp_path, videos)
+    recs = records(videos, ["video2", "video1"]) + [VideoRecord(str(p), 1, p.stem) for p in bad]
     log = DecodeErrorLog()
     ds = video_dataset(recs, batch_size=1, shuffle=False, drop_remainder=False, error_log=log, seed=0, **SMALL)
     assert ds.error_log is log
@@ -87,17 +117,17 @@ def test_bad_files_are_skipped_counted_and_reported(tmp_path, caplog):
     assert sum("skipped bad video" in r.message for r in caplog.records) == 3
 
 
-def test_bad_file_raises_when_asked(tmp_path):
-    bad = bad_files(tmp_path)[0]
-    recs = [VideoRecord(str(bad), 0, "bad")] + records(["video2"])
+def test_bad_file_raises_when_asked(tmp_path, videos):
+    bad = bad_files(tmp_path, videos)[0]
+    recs = [VideoRecord(str(bad), 0, "bad")] + records(videos, ["video2"])
     ds = video_dataset(recs, batch_size=1, shuffle=False, on_error="raise", **SMALL)
     with pytest.raises(tf.errors.OpError, match="text.mp4"):
         for _ in ds:
             pass
 
 
-def test_flip_off_by_default_for_something_something():
-    ann = Annotations(records(["video2"]), ClassMap(["a"]), format="ssv2")
+def test_flip_off_by_default_for_something_something(videos):
+    ann = Annotations(records(videos, ["video2"]), ClassMap(["a"]), format="ssv2")
     ds = video_dataset(ann, batch_size=1, **SMALL)
     assert ds.clip_settings.frames == 4
     # Same seed with flip forced on must differ in some clip from the default (off) pipeline.
@@ -117,20 +147,20 @@ def tiny_model(frames=4, crop=64, classes=5):
     return model
 
 
-def test_model_fit_and_distribute():
-    ds = video_dataset(records(), batch_size=2, seed=0, repeat=True, **SMALL)
+def test_model_fit_and_distribute(videos):
+    ds = video_dataset(records(videos), batch_size=2, seed=0, repeat=True, **SMALL)
     model = tiny_model()
     history = model.fit(ds, epochs=1, steps_per_epoch=3, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-    dist = strategy.experimental_distribute_dataset(video_dataset(records(), batch_size=2, seed=0, **SMALL))
+    dist = strategy.experimental_distribute_dataset(video_dataset(records(videos), batch_size=2, seed=0, **SMALL))
     x, y = next(iter(dist))
     local = strategy.experimental_local_results(x)
     assert sum(int(t.shape[0]) for t in local) == 2 and local[0].shape[1:] == (4, 64, 64, 3)
 
 
-def test_eval_views_and_scores():
-    recs = records(["video2", "video1"])
+def test_eval_views_and_scores(videos):
+    recs = records(videos, ["video2", "video1"])
     ds = video_eval_dataset(recs, "X3D_XS", num_clips=2, num_crops=3, batch_size=4, frames=4, rate=8, crop=64)
     views = [(x.numpy(), y.numpy(), v.numpy()) for x, y, v in ds]
     xs = np.concatenate([v[0] for v in views])
@@ -158,14 +188,14 @@ def test_aggregate_views_averages_softmax_per_video():
         aggregate_views(probs, ["a", "a", "b", "b"], [0, 1, 1, 1])
 
 
-def test_explicit_clip_settings_work_without_a_model():
-    recs = records(["video2"])
+def test_explicit_clip_settings_work_without_a_model(videos):
+    recs = records(videos, ["video2"])
     ds = video_eval_dataset(recs, None, num_clips=1, num_crops=1, batch_size=1, frames=4, rate=8, crop=48)
     (x, y, v), = list(ds)
     assert x.shape == (1, 4, 48, 48, 3) and ds.clip_settings.test_crop == 48
     train = video_dataset(recs, None, batch_size=1, frames=4, rate=8, crop=48)
     assert train.element_spec[0].shape.as_list() == [1, 4, 48, 48, 3]
-    s = clip_settings(None, frames=4, rate=8, test_crop=40)
+    s = resolve_clip(None, frames=4, rate=8, test_crop=40)
     assert (s.train_crop, s.test_crop, s.scale_range) == (40, 40, (40, 50))
     with pytest.raises(ValueError, match="without a model"):
         video_eval_dataset(recs, None, frames=4, rate=8)
@@ -176,10 +206,10 @@ def contexts(n):
             for i in range(n)]
 
 
-def test_input_pipelines_decode_only_their_share(tmp_path):
-    bad = bad_files(tmp_path)[0]
+def test_input_pipelines_decode_only_their_share(tmp_path, videos):
+    bad = bad_files(tmp_path, videos)[0]
     # Pipeline 0 gets records 0 and 2, pipeline 1 gets records 1 and 3 (the bad file).
-    recs = records(["video2", "video1", "demo"]) + [VideoRecord(str(bad), 3, "bad")]
+    recs = records(videos, ["video2", "video1", "demo"]) + [VideoRecord(str(bad), 3, "bad")]
     labels, logs = [], []
     for ctx in contexts(2):
         ds = video_dataset(recs, batch_size=1, seed=0, drop_remainder=False, input_context=ctx, **SMALL)
@@ -196,13 +226,13 @@ def test_input_pipelines_decode_only_their_share(tmp_path):
         video_dataset(recs[:2], input_context=contexts(3)[2], **SMALL)
 
 
-def test_distribute_datasets_from_function():
+def test_distribute_datasets_from_function(videos):
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     seen = []
 
     def dataset_fn(ctx):
         seen.append((ctx.num_input_pipelines, ctx.input_pipeline_id))
-        return video_dataset(records(["video2", "video1"]), batch_size=ctx.get_per_replica_batch_size(2), seed=0,
+        return video_dataset(records(videos, ["video2", "video1"]), batch_size=ctx.get_per_replica_batch_size(2), seed=0,
                              input_context=ctx, **SMALL)
 
     dist = strategy.distribute_datasets_from_function(dataset_fn)

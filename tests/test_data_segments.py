@@ -1,6 +1,7 @@
 """Kinetics time_start / time_end segments: clips only from the segment (training, evaluation,
 to-tfrecord); segments reaching the end of a video, and trimmed files, behave as the whole video;
-segments past the end fall back to the whole video and are reported."""
+segments past the end fall back to the whole video and are reported. The videos are fixtures the
+tests write (tests/helpers/videos.py), with the real clips' lengths and frame rates."""
 
 from __future__ import annotations
 
@@ -13,16 +14,30 @@ import pytest
 import tensorflow as tf
 
 from autox3d_tf.cli.main import main
-from autox3d_tf.data import pipeline
+from autox3d_tf.data import video_pipeline
 from autox3d_tf.data.annotations import VideoRecord, load_annotations
-from autox3d_tf.data.pipeline import parse_sequence_example, video_dataset, video_eval_dataset
 from autox3d_tf.data.sampling import Segment, eval_clip_indices, segment_frames, train_clip_indices
-from autox3d_tf.data.tfrecord import convert_to_tfrecord, shard_paths, video_to_jpegs
+from autox3d_tf.data.tfrecord import convert_to_tfrecord, video_to_jpegs
+from autox3d_tf.data.tfrecord_format import parse_sequence_example, shard_paths
+from autox3d_tf.data.video_pipeline import video_dataset, video_eval_dataset
+from tests.helpers.videos import write_clips
 
-VIDEOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "videos"
-needs_videos = pytest.mark.skipif(not VIDEOS.is_dir(), reason=f"real clips not found at {VIDEOS.resolve()}")
-TEST = str(VIDEOS / "test.mp4")  # 300 frames, 30 fps, 10.0 s
 SMALL = dict(model="X3D_XS", frames=4, rate=8, crop=64)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    """Stand-ins for test.mp4 (300 frames, 30 fps, 10.0 s), video1.mp4 (247 frames, 30 fps, 8.2 s)
+    and demo.mp4 (280 frames, 28 fps, 10.0 s)."""
+    folder = tmp_path_factory.mktemp("videos")
+    write_clips(folder, ["test", "video1", "demo"])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def video10s(videos) -> str:
+    """The stand-in for test.mp4: 300 frames, 30 fps, 10.0 s."""
+    return str(videos / "test.mp4")
 
 
 def test_segment_frames_rules():
@@ -67,7 +82,7 @@ def test_kinetics_trimmed_files_keep_the_whole_video(tmp_path):
 def record_indices(monkeypatch):
     """Wraps the pipeline's decoder to record the frame indices each video was asked for."""
     seen: dict[str, list[np.ndarray]] = {}
-    real = pipeline.decode_frames_for
+    real = video_pipeline.decode_frames_for
 
     def spy(path, choose):
         def chosen(info):
@@ -76,13 +91,12 @@ def record_indices(monkeypatch):
             return idx
         return real(path, chosen)
 
-    monkeypatch.setattr(pipeline, "decode_frames_for", spy)
+    monkeypatch.setattr(video_pipeline, "decode_frames_for", spy)
     return seen
 
 
-@needs_videos
-def test_training_and_eval_clips_come_from_the_segment(monkeypatch, tmp_path):
-    os.symlink(TEST, tmp_path / "seg.mp4")
+def test_training_and_eval_clips_come_from_the_segment(monkeypatch, tmp_path, video10s):
+    os.symlink(video10s, tmp_path / "seg.mp4")
     seen = record_indices(monkeypatch)
     rec = VideoRecord(str(tmp_path / "seg.mp4"), 0, "seg", start=2, end=3)  # frames 60..89
     ds = video_dataset([rec], batch_size=1, seed=0, repeat=True, **SMALL)
@@ -98,13 +112,12 @@ def test_training_and_eval_clips_come_from_the_segment(monkeypatch, tmp_path):
     assert seen["seg.mp4"][-1][:, 0].tolist() == [60, 65]
 
 
-@needs_videos
-def test_whole_video_segments_behave_as_before(tmp_path):
-    plain = VideoRecord(TEST, 0, "v")
-    covering = VideoRecord(TEST, 0, "v", start=0, end=10)  # time_end = ceil(duration)
-    beyond = VideoRecord(TEST, 0, "v", start=3, end=13)  # time_end beyond the video
-    trimmed = VideoRecord(TEST, 0, "v", start=2, end=5, trimmed=True)
-    inside = VideoRecord(TEST, 0, "v", start=2, end=5)
+def test_whole_video_segments_behave_as_before(tmp_path, video10s):
+    plain = VideoRecord(video10s, 0, "v")
+    covering = VideoRecord(video10s, 0, "v", start=0, end=10)  # time_end = ceil(duration)
+    beyond = VideoRecord(video10s, 0, "v", start=3, end=13)  # time_end beyond the video
+    trimmed = VideoRecord(video10s, 0, "v", start=2, end=5, trimmed=True)
+    inside = VideoRecord(video10s, 0, "v", start=2, end=5)
 
     def clips(rec):
         return [x.numpy() for x, _ in video_dataset([rec], batch_size=1, seed=5, repeat=True, **SMALL).take(3)]
@@ -116,29 +129,27 @@ def test_whole_video_segments_behave_as_before(tmp_path):
     assert any(not np.array_equal(a, b) for a, b in zip(base, clips(inside)))
 
 
-@needs_videos
-def test_segment_past_the_end_falls_back_and_is_reported(caplog):
-    past = VideoRecord(TEST, 0, "v", start=14, end=24)  # 10 s video
+def test_segment_past_the_end_falls_back_and_is_reported(caplog, video10s):
+    past = VideoRecord(video10s, 0, "v", start=14, end=24)  # 10 s video
     ds = video_dataset([past], batch_size=1, seed=5, repeat=True, **SMALL)
     with caplog.at_level("WARNING", logger="autox3d_tf.data"):
         got = [x.numpy() for x, _ in ds.take(3)]
-    base = [x.numpy() for x, _ in video_dataset([VideoRecord(TEST, 0, "v")], batch_size=1, seed=5,
+    base = [x.numpy() for x, _ in video_dataset([VideoRecord(video10s, 0, "v")], batch_size=1, seed=5,
                                                 repeat=True, **SMALL).take(3)]
     for a, b in zip(base, got):
         np.testing.assert_array_equal(a, b)  # the whole video, as without a segment
     log = ds.error_log
     assert log.count == 0  # nothing skipped ...
-    assert len(log.segment_fallbacks) == 1 and log.segment_fallbacks[0][0] == TEST  # ... once per video
+    assert len(log.segment_fallbacks) == 1 and log.segment_fallbacks[0][0] == video10s  # ... once per video
     assert "starts past the end of the video (10.00 s)" in log.summary()
     assert sum("segment past the end" in r.message for r in caplog.records) == 1
 
 
-@needs_videos
-def test_to_tfrecord_stores_only_the_segment(tmp_path):
+def test_to_tfrecord_stores_only_the_segment(tmp_path, videos, video10s):
     root = tmp_path / "videos"
     root.mkdir()
     for name in ("test", "video1", "demo"):
-        os.symlink(VIDEOS / f"{name}.mp4", root / f"{name}.mp4")
+        os.symlink(videos / f"{name}.mp4", root / f"{name}.mp4")
     csv = tmp_path / "k.csv"
     csv.write_text("label,youtube_id,time_start,time_end,split\n"
                    "a,test,2,5,train\n"  # inside: 3 s
@@ -156,7 +167,7 @@ def test_to_tfrecord_stores_only_the_segment(tmp_path):
             first = tf.io.decode_jpeg(ex["jpegs"][0]).numpy().astype(np.float32)
     assert counts["test"] == 30  # 3 s at 10 fps
     assert counts["video1"] == pytest.approx(83, abs=1) and counts["demo"] == 100  # whole videos
-    whole, _, _, _ = video_to_jpegs(TEST, 10, 64)
+    whole, _, _, _ = video_to_jpegs(video10s, 10, 64)
     # The segment's first stored frame is the video's frame at 2 s (frame 20 at 10 fps).
     diffs = [np.abs(tf.io.decode_jpeg(whole[k]).numpy().astype(np.float32) - first).mean() for k in (19, 20, 21)]
     assert diffs[1] < 1.0 < min(diffs[0], diffs[2])
@@ -164,12 +175,11 @@ def test_to_tfrecord_stores_only_the_segment(tmp_path):
     assert len(manifest["segment_fallbacks"]) == 1
 
 
-@needs_videos
-def test_cli_lists_segment_fallbacks(tmp_path, capsys):
+def test_cli_lists_segment_fallbacks(tmp_path, capsys, videos):
     csv = tmp_path / "k.csv"
     csv.write_text("label,youtube_id,time_start,time_end,split\nc,demo,12,22,train\n")
     rc = main(["to-tfrecord", str(csv), str(tmp_path / "k"), "--shards", "1", "--workers", "1", "--fps", "2",
-               "--short-side", "32", "--video-root", str(VIDEOS), "--quiet"])
+               "--short-side", "32", "--video-root", str(videos), "--quiet"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "wrote 1 videos" in out and "stored whole:" in out and "demo.mp4: segment [12.0, 22.0)" in out

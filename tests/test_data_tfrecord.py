@@ -1,4 +1,5 @@
-"""to-tfrecord: SequenceExample layout, resumable shards, and the TFRecord pipelines."""
+"""to-tfrecord: SequenceExample layout, resumable shards, and the TFRecord pipelines. The videos are
+fixtures the tests write (tests/helpers/videos.py), with the real clips' lengths and frame rates."""
 
 from __future__ import annotations
 
@@ -10,22 +11,30 @@ import pytest
 import tensorflow as tf
 
 from autox3d_tf.cli.main import main
-from autox3d_tf.data.pipeline import parse_sequence_example, tfrecord_dataset, tfrecord_eval_dataset
-from autox3d_tf.data.tfrecord import convert_to_tfrecord, shard_paths
+from autox3d_tf.data.tfrecord import convert_to_tfrecord
+from autox3d_tf.data.tfrecord_format import IMAGE_KEY, LABEL_KEY, MEDIA_ID_KEY, parse_sequence_example, shard_paths
+from autox3d_tf.data.tfrecord_pipeline import tfrecord_dataset, tfrecord_eval_dataset
+from tests.helpers.videos import write_clips
 
-VIDEOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "videos"
-pytestmark = pytest.mark.skipif(not VIDEOS.is_dir(), reason=f"real clips not found at {VIDEOS.resolve()}")
+ROWS = [("deadlifting", "video2"), ("high jump", "video1"), ("arm wrestling", "demo")]
 
 
-def kinetics_csv(tmp_path, extra_bad=False):
-    """A Kinetics CSV over three real clips (ids are the file names), plus a broken one if asked."""
-    rows = [("deadlifting", "video2"), ("high jump", "video1"), ("arm wrestling", "demo")]
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    """Stand-ins for video2.mp4 (360 frames, 30 fps, portrait 144 x 256), video1.mp4 and demo.mp4."""
+    folder = tmp_path_factory.mktemp("videos")
+    write_clips(folder, [v for _, v in ROWS])
+    return folder
+
+
+def kinetics_csv(tmp_path, videos, extra_bad=False):
+    """A Kinetics CSV over three clips (ids are the file names), plus a broken one if asked."""
     # time_end 12 reaches the end of every clip (the longest is 12 s): whole videos are stored.
-    lines = ["label,youtube_id,time_start,time_end,split"] + [f"{l},{v},0,12,train" for l, v in rows]
+    lines = ["label,youtube_id,time_start,time_end,split"] + [f"{l},{v},0,12,train" for l, v in ROWS]
     root = tmp_path / "videos"
     root.mkdir()
-    for _, v in rows:
-        os.symlink(VIDEOS / f"{v}.mp4", root / f"{v}.mp4")
+    for _, v in ROWS:
+        os.symlink(videos / f"{v}.mp4", root / f"{v}.mp4")
     if extra_bad:
         (root / "broken.mp4").write_text("not a video")
         lines.append("high jump,broken,0,12,train")
@@ -35,9 +44,9 @@ def kinetics_csv(tmp_path, extra_bad=False):
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
+def converted(tmp_path_factory, videos):
     tmp = tmp_path_factory.mktemp("tfr")
-    csv_path, root = kinetics_csv(tmp, extra_bad=True)
+    csv_path, root = kinetics_csv(tmp, videos, extra_bad=True)
     prefix = tmp / "out" / "train"
     report = convert_to_tfrecord(csv_path, prefix, shards=2, fps=10, short_side=96, workers=1,
                                  progress=False, video_root=root)
@@ -54,7 +63,8 @@ def test_conversion_writes_model_garden_layout(converted):
             ex = tf.train.SequenceExample.FromString(raw.numpy())
             examples.append(ex)
             parsed = parse_sequence_example(raw)
-            assert parsed["jpegs"].shape[0] == len(ex.feature_lists.feature_list["image/encoded"].feature)
+            assert parsed["jpegs"].shape[0] == len(ex.feature_lists.feature_list[IMAGE_KEY].feature)
+    assert (IMAGE_KEY, LABEL_KEY, MEDIA_ID_KEY) == ("image/encoded", "clip/label/index", "clip/media_id")
     ids = sorted(e.context.feature["clip/media_id"].bytes_list.value[0].decode() for e in examples)
     assert ids == ["demo", "video1", "video2"]
     by_id = {e.context.feature["clip/media_id"].bytes_list.value[0].decode(): e for e in examples}
@@ -99,8 +109,8 @@ def test_tfrecord_training_and_eval_datasets(converted):
         assert clips.shape == (6, 4, 64, 64, 3) and len(set(vids.numpy().tolist())) == 1
 
 
-def test_cli_to_tfrecord(tmp_path, capsys):
-    csv_path, root = kinetics_csv(tmp_path)
+def test_cli_to_tfrecord(tmp_path, capsys, videos):
+    csv_path, root = kinetics_csv(tmp_path, videos)
     prefix = tmp_path / "cli" / "k"
     rc = main(["to-tfrecord", str(csv_path), str(prefix), "--shards", "1", "--workers", "1", "--fps", "5",
                "--short-side", "64", "--video-root", str(root)])

@@ -1,14 +1,23 @@
 """Video input pipelines on tf.data: video files and TFRecords, training and multi-view evaluation.
 
+The pipelines and the augmentation are TensorFlow only (tf.data, tf.image); annotations, sampling,
+clip settings and the error log need no TensorFlow. This package imports only the layers and
+architectures below it (no zoo, training, search or export).
+
 Submodules (imported lazily, so ``import autox3d_tf.data`` does not load TensorFlow):
 
 - :mod:`~autox3d_tf.data.decode`: PyAV decoding (``probe_video``, ``decode_frames``, ``clip_indices``).
 - :mod:`~autox3d_tf.data.annotations`: Kinetics CSV, PySlowFast lists, SSv2 JSON; the class map.
 - :mod:`~autox3d_tf.data.sampling`: training and evaluation frame indices, evaluation crops.
 - :mod:`~autox3d_tf.data.augment`: per-clip scale jitter, crop, flip, normalisation (TensorFlow).
-- :mod:`~autox3d_tf.data.pipeline`: ``video_dataset``, ``video_eval_dataset``, ``tfrecord_dataset``...
+- :mod:`~autox3d_tf.data.clip`: ``ClipSettings`` and ``resolve_clip``, the one clip resolution.
+- :mod:`~autox3d_tf.data.error_log`: ``DecodeErrorLog``, what a pipeline skipped and why.
+- :mod:`~autox3d_tf.data.video_pipeline`: ``video_dataset``, ``video_eval_dataset`` (video files).
+- :mod:`~autox3d_tf.data.tfrecord_pipeline`: ``tfrecord_dataset``, ``tfrecord_eval_dataset``.
+- :mod:`~autox3d_tf.data.common`: what the two kinds of pipeline share (sharding, seeds, views).
+- :mod:`~autox3d_tf.data.tfrecord_format`: the SequenceExample layout (feature keys) and shard names.
+- :mod:`~autox3d_tf.data.tfrecord`: ``convert_to_tfrecord`` (writes SequenceExample shards).
 - :mod:`~autox3d_tf.data.evaluation`: ``evaluate_views``, ``aggregate_views`` (top-1 / top-5).
-- :mod:`~autox3d_tf.data.tfrecord`: ``convert_to_tfrecord`` (SequenceExample shards).
 - :mod:`~autox3d_tf.data.synthetic`: ``write_synthetic_dataset``, the built-in motion dataset.
 """
 
@@ -37,15 +46,18 @@ _EXPORTS: dict[str, str] = {
     "uniform_clip_starts": "sampling",
     "Segment": "sampling",
     "segment_frames": "sampling",
-    "ClipSettings": "pipeline",
-    "DecodeErrorLog": "pipeline",
-    "BadRecordError": "pipeline",
-    "clip_settings": "pipeline",
-    "video_dataset": "pipeline",
-    "video_eval_dataset": "pipeline",
-    "tfrecord_dataset": "pipeline",
-    "tfrecord_eval_dataset": "pipeline",
-    "parse_sequence_example": "pipeline",
+    "ClipSettings": "clip",
+    "resolve_clip": "clip",
+    "DecodeErrorLog": "error_log",
+    "video_dataset": "video_pipeline",
+    "video_eval_dataset": "video_pipeline",
+    "BadRecordError": "tfrecord_pipeline",
+    "tfrecord_dataset": "tfrecord_pipeline",
+    "tfrecord_eval_dataset": "tfrecord_pipeline",
+    "parse_sequence_example": "tfrecord_format",
+    "make_sequence_example": "tfrecord_format",
+    "shard_paths": "tfrecord_format",
+    "find_shards": "tfrecord_format",
     "aggregate_views": "evaluation",
     "evaluate_views": "evaluation",
     "convert_to_tfrecord": "tfrecord",

@@ -1,6 +1,6 @@
 """Annotation formats and the class-index map.
 
-Three formats (DESIGN.md section 8), read into a list of :class:`VideoRecord`:
+Three formats, read into a list of :class:`VideoRecord`:
 
 - Kinetics CSV: ``label,youtube_id,time_start,time_end,split``. Files are looked up under the video
   root by name: ``{youtube_id}_{time_start:06d}_{time_end:06d}.*`` or ``{youtube_id}.*``, in any

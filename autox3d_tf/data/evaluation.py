@@ -84,7 +84,7 @@ def evaluate_views(
     progress: bool = False,
 ) -> dict:
     """Runs ``model`` over an evaluation dataset of ``(clip, label, video_id)`` batches (from
-    :func:`~autox3d_tf.data.pipeline.video_eval_dataset` or ``tfrecord_eval_dataset``) and returns
+    :func:`~autox3d_tf.data.video_pipeline.video_eval_dataset` or ``tfrecord_eval_dataset``) and returns
     :func:`aggregate_views`'s result (``top1``, ``top5``, per-video probabilities)."""
     scores, ids, labels = [], [], []
     for n, (clips, label, vid) in enumerate(dataset, 1):

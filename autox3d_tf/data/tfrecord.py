@@ -1,10 +1,9 @@
 """Writing video datasets as sharded ``SequenceExample`` TFRecords (TF Model Garden's layout).
 
-Each video becomes one ``tf.train.SequenceExample``:
-
-- feature list ``image/encoded``: one JPEG per stored frame;
-- context ``clip/label/index`` (int64), ``clip/label/string``, ``clip/media_id`` (the video id),
-  ``image/frame_rate`` (stored fps), ``image/height``, ``image/width``.
+Each video becomes one ``tf.train.SequenceExample``, one JPEG per stored frame, with its label, id,
+stored frame rate and frame size; the feature keys, the record and the shard names are defined once
+in :mod:`~autox3d_tf.data.tfrecord_format`, which the reader
+(:mod:`~autox3d_tf.data.tfrecord_pipeline`) uses too.
 
 Only a video's annotated segment is stored when it lies inside the video (Kinetics ``time_start`` /
 ``time_end``; :func:`~autox3d_tf.data.sampling.segment_frames`), so the TFRecord pipelines need no
@@ -13,7 +12,8 @@ segment of their own.
 Shards are named ``{prefix}-{k:05d}-of-{n:05d}.tfrecord``; video ``i`` of the annotation file goes to
 shard ``i % n``. A shard is written to a temporary name and renamed when complete, so after a kill a
 rerun skips the complete shards and redoes only the others: no video is lost or duplicated. Shards
-are written in parallel processes; each video is decoded once, sequentially.
+are written in parallel processes; each video is decoded once, sequentially. TensorFlow is imported
+only inside the functions (the worker processes configure it first).
 """
 
 from __future__ import annotations
@@ -26,26 +26,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import numpy as np
-
 from autox3d_tf.data.annotations import Annotations, VideoRecord, check_videos_exist, load_annotations
 from autox3d_tf.data.decode import _SEEK_MIN_SECONDS, VideoDecodeError, _FrameIndexer, _info_from, _open
 from autox3d_tf.data.sampling import segment_frames
+from autox3d_tf.data.tfrecord_format import make_sequence_example, shard_paths
 
 __all__ = [
-    "shard_paths",
     "video_to_jpegs",
-    "make_sequence_example",
     "write_shard",
     "convert_to_tfrecord",
     "ConversionReport",
 ]
-
-
-def shard_paths(out_prefix: str | os.PathLike, shards: int) -> list[str]:
-    """The final file names of ``shards`` shards: ``{prefix}-00000-of-0000N.tfrecord``, ..."""
-    out_prefix = os.fspath(out_prefix)
-    return [f"{out_prefix}-{k:05d}-of-{shards:05d}.tfrecord" for k in range(shards)]
 
 
 def _target_size(h: int, w: int, short_side: int | None) -> tuple[int, int]:
@@ -127,35 +118,6 @@ def video_to_jpegs(
     if declared and declared - decoded > max(3, 0.05 * declared):
         raise VideoDecodeError(path, f"truncated video: container declares {declared} frames, only {decoded} decodable")
     return jpegs, keep_fps, h, w
-
-
-def make_sequence_example(
-    jpegs: Sequence[bytes], label: int, video_id: str, label_name: str = "", fps: float = 0.0,
-    height: int = 0, width: int = 0,
-) -> bytes:
-    """A serialised ``SequenceExample`` in TF Model Garden's video layout."""
-    import tensorflow as tf
-
-    def i64(v):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v)]))
-
-    def byt(v):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() if isinstance(v, str) else v]))
-
-    context = tf.train.Features(feature={
-        "clip/label/index": i64(label),
-        "clip/label/string": byt(label_name),
-        "clip/media_id": byt(video_id),
-        "image/frame_rate": tf.train.Feature(float_list=tf.train.FloatList(value=[float(fps)])),
-        "image/height": i64(height),
-        "image/width": i64(width),
-        "image/format": byt("JPEG"),
-    })
-    frames = tf.train.FeatureList(feature=[
-        tf.train.Feature(bytes_list=tf.train.BytesList(value=[j])) for j in jpegs])
-    ex = tf.train.SequenceExample(context=context,
-                                  feature_lists=tf.train.FeatureLists(feature_list={"image/encoded": frames}))
-    return ex.SerializeToString()
 
 
 def write_shard(

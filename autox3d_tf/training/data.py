@@ -1,7 +1,9 @@
 """Training / evaluation datasets for the training scripts, on top of :mod:`autox3d_tf.data`.
 
-- :func:`resolve_clip`: a zoo model's clip settings with frames / rate / crop overridden (the test
-  crop and the scale jitter follow a changed crop proportionally).
+TensorFlow only (tf.data).
+
+- :func:`~autox3d_tf.data.clip.resolve_clip` (importable here too): the clip settings, resolved in
+  :mod:`autox3d_tf.data.clip` for every caller.
 - :func:`shuffle_frames`: a dataset map that permutes every clip's frames in time (one random
   permutation per clip): the "no motion" control, which keeps appearance and destroys motion.
 - :func:`train_dataset`, :func:`eval_dataset`: video files (annotation CSV / list / JSON) or
@@ -10,14 +12,14 @@
 
 from __future__ import annotations
 
-import glob
 import os
 from dataclasses import dataclass
 from typing import Sequence
 
 import tensorflow as tf
 
-from autox3d_tf.data.pipeline import ClipSettings, clip_settings
+from autox3d_tf.data.clip import ClipSettings, resolve_clip
+from autox3d_tf.data.tfrecord_format import find_shards, matching_shards
 
 __all__ = [
     "resolve_clip",
@@ -29,41 +31,6 @@ __all__ = [
     "train_dataset",
     "eval_dataset",
 ]
-
-
-def resolve_clip(
-    model: str,
-    spec=None,
-    frames: int | None = None,
-    rate: int | None = None,
-    crop: int | None = None,
-    test_crop: int | None = None,
-    scale_range: Sequence[int] | None = None,
-) -> ClipSettings:
-    """Clip settings: ``model``'s defaults (``autox3d_tf.zoo.get_config``), then the spec's default
-    clip (``input_frames``, ``input_size``) when a spec is given, then the explicit arguments.
-
-    When the train crop differs from the model's, the default test crop and scale jitter keep the
-    model's ratios to it (X3D-XS: crop 160, test 182, jitter [182, 228]; crop 64 -> test 73,
-    jitter [73, 91])."""
-    base = clip_settings(model)
-    frames = int(frames or (spec.input_frames if spec is not None else base.frames))
-    crop = int(crop or (spec.input_size if spec is not None else base.train_crop))
-    ratio = crop / base.train_crop
-    if test_crop is None:
-        test_crop = base.test_crop if crop == base.train_crop else int(round(base.test_crop * ratio))
-    if scale_range is None:
-        scale_range = (int(round(base.scale_range[0] * ratio)), int(round(base.scale_range[1] * ratio)))
-    scale_range = (max(int(scale_range[0]), crop), max(int(scale_range[1]), crop))
-    return ClipSettings(
-        frames=frames,
-        rate=int(rate or base.rate),
-        train_crop=crop,
-        test_crop=int(test_crop),
-        scale_range=scale_range,
-        mean=base.mean,
-        std=base.std,
-    )
 
 
 def permute_frames(clip: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -100,7 +67,7 @@ def is_tfrecord_source(source: str | os.PathLike) -> bool:
     source = os.fspath(source)
     if os.path.isfile(source):
         return source.endswith((".tfrecord", ".tfrecords")) or ".tfrecord-" in source
-    return bool(glob.glob(source) or glob.glob(source + "-*-of-*.tfrecord") or glob.glob(source + "*.tfrecord"))
+    return bool(matching_shards(source))
 
 
 def load_class_names(source: str, classes: Sequence[str] | str | None = None) -> list[str] | None:
@@ -132,9 +99,7 @@ def _annotations(source: str, class_names: Sequence[str] | None, split: str | No
 
 
 def _count_records(pattern: str) -> int:
-    from autox3d_tf.data.pipeline import _tfrecord_files
-
-    return int(sum(1 for _ in tf.data.TFRecordDataset(_tfrecord_files(pattern))))
+    return int(sum(1 for _ in tf.data.TFRecordDataset(find_shards(pattern))))
 
 
 def train_dataset(
@@ -159,7 +124,8 @@ def train_dataset(
     ``input_context`` (``strategy.distribute_datasets_from_function``) the dataset reads only this
     input pipeline's share of the videos or TFRecords and ``batch_size`` is its batch; the
     :class:`DataInfo` still describes the whole data set."""
-    from autox3d_tf.data.pipeline import tfrecord_dataset, video_dataset
+    from autox3d_tf.data.tfrecord_pipeline import tfrecord_dataset
+    from autox3d_tf.data.video_pipeline import video_dataset
 
     source = os.fspath(source)
     names = load_class_names(source, class_names)
@@ -198,7 +164,8 @@ def eval_dataset(
 ) -> tuple[tf.data.Dataset, DataInfo]:
     """Evaluation views ``(clip, label, video_id)``: ``num_clips`` x ``num_crops`` per video at the
     test crop, from video files or TFRecords (see ``autox3d_tf.data.video_eval_dataset``)."""
-    from autox3d_tf.data.pipeline import tfrecord_eval_dataset, video_eval_dataset
+    from autox3d_tf.data.tfrecord_pipeline import tfrecord_eval_dataset
+    from autox3d_tf.data.video_pipeline import video_eval_dataset
 
     source = os.fspath(source)
     names = load_class_names(source, class_names)

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from autox3d_tf.data.evaluation import evaluate_views
-from autox3d_tf.data.pipeline import ClipSettings
+from autox3d_tf.data.clip import ClipSettings, resolve_clip
 
 __all__ = ["confusion_matrix", "plot_confusion_matrix", "evaluate", "evaluate_model"]
 
@@ -170,7 +170,7 @@ def evaluate(
     """
     from autox3d_tf.arch.spec import ArchSpec
     from autox3d_tf.models.builder import build_model
-    from autox3d_tf.training.data import eval_dataset, load_class_names, resolve_clip
+    from autox3d_tf.training.data import eval_dataset, load_class_names
     from autox3d_tf.training.loops import WEIGHTS_FILE, load_run, resolve_spec
 
     t0 = time.time()

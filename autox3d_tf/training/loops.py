@@ -30,10 +30,10 @@ import keras
 import tensorflow as tf
 
 from autox3d_tf.arch.spec import ArchSpec
-from autox3d_tf.data.pipeline import ClipSettings
+from autox3d_tf.data.clip import ClipSettings, resolve_clip
 from autox3d_tf.models.builder import build_model
 from autox3d_tf.training import strategy as strategies
-from autox3d_tf.training.data import eval_dataset, resolve_clip, train_dataset
+from autox3d_tf.training.data import eval_dataset, train_dataset
 from autox3d_tf.training.recipe import Recipe, build_optimizer, scaled_learning_rate
 
 __all__ = ["TrainResult", "train", "resolve_spec", "load_run", "load_trained_model", "precision_policy"]
