@@ -60,7 +60,7 @@ def test_evaluate_run_multi_view(run, tmp_path):
     # The averaged softmax is the model's: recompute one video's 6 views by hand.
     from autox3d_tf.training.data import eval_dataset
     from autox3d_tf.training.loops import load_run
-    from autox3d_tf.data.pipeline import ClipSettings
+    from autox3d_tf.data.clip import ClipSettings
 
     model, config = load_trained_model(run["dir"])
     c = config["clip"]

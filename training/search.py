@@ -3,9 +3,9 @@
 The workflow lives in the package (`autox3d_tf/workflows/search.py`); this file only runs it.
 """
 
-from absl import app
+import sys
 
 from autox3d_tf.workflows.search import main
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=lambda argv: argv)
+    sys.exit(main(sys.argv))
