@@ -112,6 +112,15 @@ def test_installed_workflow_help(installed, command, flag):
     assert proc.stdout.startswith(f"autox3d {command}: ") and flag in proc.stdout
 
 
+def test_every_installed_command_has_help(installed):
+    from autox3d_tf.cli.main import COMMANDS
+
+    for command in COMMANDS:
+        proc = _run(installed, "autox3d", command, "--help", timeout=300)
+        assert proc.returncode == 0 and proc.stdout.strip(), f"autox3d {command} --help: {proc.stderr[-2000:]}"
+        assert "not available" not in proc.stdout + proc.stderr
+
+
 def test_installed_info_and_entropy_search(installed):
     proc = _run(installed, "autox3d", "info", "X3D_XS", "--json", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
