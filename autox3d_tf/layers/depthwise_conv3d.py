@@ -1,29 +1,32 @@
 """Depthwise 3D convolution without grouped Conv3D.
 
-Keras' ``Conv3D(groups=C)`` only runs through XLA on CPU, where it is tens of times slower
-than the alternative used here, and TF Serving / TFLite cannot run it (DESIGN.md section 4).
+Keras' ``Conv3D(groups=C)`` only runs through XLA on CPU, where it is many times slower than
+the alternative used here, and TF Serving / TFLite cannot run it (docs/ARCHITECTURE.md).
 This layer computes the same function as a depthwise 3D convolution by summing, over the
 temporal taps of the kernel, a depthwise 2D convolution of the matching time-shifted frames:
 
     y[t] = sum_i  depthwise_conv2d(x[t * stride_t + i - pad_t], kernel[i])
 
-which is exact and only uses ops that every backend, TF Serving and TFLite support.
+which is exact and only uses ops that every Keras backend, TF Serving and TFLite support.
 
-Two implementations of that sum, same weights and outputs, chosen by ``implementation=``:
+Two implementations of that sum, with the same weights and outputs, and a rule choosing
+between them, set by ``implementation=``:
 
 - ``"slices"``: the clip's frames in one axis, padded in time; each temporal tap is one depthwise
   2D convolution of a time-shifted slice, which TensorFlow takes without copying. With more than
   one clip the rows that straddle two clips are dropped by a gather.
 - ``"shift_conv"``: each temporal tap is a depthwise 2D convolution of the unpadded frames, moved
   into place in time by a depthwise convolution along the frame axis with a one-hot kernel
-  (which also zero-pads): no pad, slice or gather.
+  (which also zero-pads): no pad, slice or gather (`autox3d_tf.layers.temporal`, shared with
+  the search supernet).
 - ``"auto"`` (default): "slices" for one clip (a static batch of 1, temporal stride 1), where it
-  needs no gather and is the faster in TensorFlow; "shift_conv" otherwise.
+  needs no gather and is the faster in TensorFlow; "shift_conv" otherwise, which is the faster
+  for training (the gather's gradient is slow) and for batched inference. TFLite copies every
+  slice and pad, so its export always uses "shift_conv". The README's speed section has the
+  measurements.
 
-Measured on 2 CPU threads (TensorFlow 2.21, oneDNN): an X3D-XS training step on 8 clips of
-4x160x160 takes 1.0 s with "shift_conv" and 2.1 s with "slices" (the gather's gradient); X3D-XS
-inference at batch 8 is 12% faster with it and at batch 1 about 9% slower. TFLite copies every
-slice and pad, so its export always uses "shift_conv".
+A ``(kt, 1, 1)`` kernel (the X3D stem's temporal convolution) is, whatever the choice, one
+depthwise convolution along the frame axis of the clip.
 """
 
 from __future__ import annotations
@@ -32,8 +35,21 @@ import contextlib
 from typing import Iterator, Sequence
 
 import keras
-import numpy as np
 from keras import ops
+
+from autox3d_tf.layers.temporal import (
+    add_n,
+    bias_add,
+    conv_along_frames,
+    depthwise_conv2d,
+    is_tensorflow,
+    same_pads,
+    sum_temporal_taps,
+)
+
+# Names that benchmarks/latency_floor.py calls.
+_bias_add = bias_add
+_depthwise_conv2d = depthwise_conv2d
 
 PaddingArg = str | int | Sequence[int] | Sequence[Sequence[int]]
 IMPLEMENTATIONS = ("auto", "slices", "shift_conv")
@@ -81,65 +97,10 @@ def _normalize_padding(padding: PaddingArg) -> str | tuple[tuple[int, int], ...]
     return tuple(pairs)
 
 
-def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow 'same' padding for one axis of static length."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
 def _check_implementation(implementation: str) -> str:
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"`implementation` must be one of {list(IMPLEMENTATIONS)}, got {implementation!r}.")
     return implementation
-
-
-def _is_tf() -> bool:
-    return keras.backend.backend() == "tensorflow"
-
-
-def _bias_add(x, bias):
-    """Per-channel bias; on TensorFlow a BiasAdd, which Grappler fuses into the op before it."""
-    if _is_tf():
-        import tensorflow as tf
-
-        return tf.nn.bias_add(x, bias)
-    return x + bias
-
-
-def _depthwise_conv2d(x, kernel, strides: tuple[int, int], padding: str | list):
-    """Depthwise 2D convolution; ``padding`` may be explicit pairs on the TensorFlow backend."""
-    if isinstance(padding, str):
-        return ops.depthwise_conv(x, kernel, strides=strides, padding=padding)
-    import tensorflow as tf
-
-    return tf.nn.depthwise_conv2d(x, kernel, (1, *strides, 1), padding)
-
-
-def _add_n(terms: list) -> "keras.KerasTensor":
-    out = terms[0]
-    for term in terms[1:]:
-        out = out + term
-    return out
-
-
-def _conv_along_frames(view, kernel, pads: tuple[int, int], stride: int):
-    """Depthwise convolution of a ``(clips, frames, pixels, C)`` view along its frame axis with
-    ``kernel`` ``(kt, 1, C, 1)``, zero-padded by ``pads`` in time by the op itself where it can
-    (TensorFlow's explicit pads), else by padding the tensor first.
-
-    Returns the output and whether the op's padding was "same"/"valid", after which a BiasAdd may
-    fuse into it (not after explicit pads, see `DepthwiseConv3D._slices`)."""
-    if not any(pads):
-        padding: str | list = "valid"
-    elif stride == 1 and tuple(pads) == _same_pads(1, kernel.shape[0], 1):
-        padding = "same"
-    elif _is_tf():
-        padding = [[0, 0], list(pads), [0, 0], [0, 0]]
-    else:
-        view = ops.pad(view, [[0, 0], list(pads), [0, 0], [0, 0]])
-        padding = "valid"
-    return _depthwise_conv2d(view, kernel, (stride, 1), padding), isinstance(padding, str)
 
 
 def _out_len(size: int | None, kernel: int, stride: int, pads: tuple[int, int]) -> int | None:
@@ -219,7 +180,7 @@ class DepthwiseConv3D(keras.layers.Layer):
                     if s != 1:
                         raise ValueError("'same' padding with stride > 1 needs static input sizes.")
                     size = 1  # with stride 1 the pads do not depend on the size
-                pads.append(_same_pads(size, k, s))
+                pads.append(same_pads(size, k, s))
             return tuple(pads)
         return self.padding
 
@@ -228,7 +189,7 @@ class DepthwiseConv3D(keras.layers.Layer):
         _, kh, kw = self.kernel_size
         _, sh, sw = self.strides
         _, (ph0, ph1), (pw0, pw1) = pads
-        return sh == sw == 1 and (ph0, ph1) == _same_pads(1, kh, 1) and (pw0, pw1) == _same_pads(1, kw, 1)
+        return sh == sw == 1 and (ph0, ph1) == same_pads(1, kh, 1) and (pw0, pw1) == same_pads(1, kw, 1)
 
     def compute_output_shape(self, input_shape):
         pads = self._pads(input_shape)
@@ -262,7 +223,7 @@ class DepthwiseConv3D(keras.layers.Layer):
         # Spatial padding: TF 'same' at stride 1 and explicit pads on TensorFlow are done by the
         # 2D op itself; only other backends pad the tensor (a copy).
         spatial_same = self._spatial_same(pads)
-        native_pads = not spatial_same and _is_tf()
+        native_pads = not spatial_same and is_tensorflow()
         if spatial_same or native_pads:
             conv_padding = "same" if spatial_same else [[0, 0], [ph0, ph1], [pw0, pw1], [0, 0]]
             hp = wp = (0, 0)
@@ -288,15 +249,15 @@ class DepthwiseConv3D(keras.layers.Layer):
             if spatial_identity:
                 terms.append(tap * self.kernel[i, 0, 0, :, 0])
             else:
-                terms.append(_depthwise_conv2d(tap, self.kernel[i], (sh, sw), conv_padding))
+                terms.append(depthwise_conv2d(tap, self.kernel[i], (sh, sw), conv_padding))
         bias_done = False
-        if self.use_bias and _is_tf() and isinstance(conv_padding, str) and not spatial_identity:
+        if self.use_bias and is_tensorflow() and isinstance(conv_padding, str) and not spatial_identity:
             # A BiasAdd right after one tap's convolution: Grappler fuses the two into one kernel.
             # Not with explicit pads: TensorFlow 2.21's fused depthwise kernel aborts the process
             # on them ("Check failed ... Invalid index from the dimension").
-            terms[0] = _bias_add(terms[0], self.bias)
+            terms[0] = bias_add(terms[0], self.bias)
             bias_done = True
-        out = _add_n(terms)
+        out = add_n(terms)
 
         # With one clip (static batch 1) and temporal stride 1, the rows of the sum are exactly
         # the output frames; otherwise row b * frames + t * st is output frame t of clip b and the
@@ -326,30 +287,17 @@ class DepthwiseConv3D(keras.layers.Layer):
             conv_padding = "valid"
         shape = ops.shape(x)
         frames = ops.reshape(x, (-1, shape[2], shape[3], channels))
-        # With stride 1 and length-preserving pads, tap pt0 reads frame t for output frame t.
-        in_place = pt0 if st == 1 and pt0 + pt1 == kt - 1 else None
-        terms = []
-        for i in range(kt):
-            tap = _depthwise_conv2d(frames, self.kernel[i], (sh, sw), conv_padding)
-            if self.use_bias and i == in_place:
-                tap = _bias_add(tap, self.bias)
-            tap_shape = ops.shape(tap)
-            # (clips, frames, pixels, C): the frame axis is a spatial axis of a depthwise 2D conv.
-            tap = ops.reshape(tap, (shape[0], shape[1], tap_shape[1] * tap_shape[2], channels))
-            if i != in_place:
-                one_hot = np.zeros((kt, 1, channels, 1), self.compute_dtype)
-                one_hot[i] = 1.0
-                tap, _ = _conv_along_frames(tap, ops.convert_to_tensor(one_hot), (pt0, pt1), 1)
-                if st > 1:  # TensorFlow has no gradient for unequal depthwise strides: subsample
-                    tap = tap[:, ::st]
-            terms.append(tap)
-        out = _add_n(terms)
-        if self.use_bias and in_place is None:
-            out = out + self.bias
-        out_dims = ops.shape(out)
-        out_frames = out_shape[1] if out_shape[1] is not None else out_dims[1]
-        height = out_shape[2] if out_shape[2] is not None else tap_shape[1]
-        width = out_shape[3] if out_shape[3] is not None else tap_shape[2]
+        out, (height, width) = sum_temporal_taps(
+            lambda i: depthwise_conv2d(frames, self.kernel[i], (sh, sw), conv_padding),
+            kt,
+            shape[1],
+            (pt0, pt1),
+            st,
+            bias=self.bias if self.use_bias else None,
+        )
+        out_frames = out_shape[1] if out_shape[1] is not None else ops.shape(out)[1]
+        height = out_shape[2] if out_shape[2] is not None else height
+        width = out_shape[3] if out_shape[3] is not None else width
         return ops.reshape(out, (shape[0], out_frames, height, width, channels))
 
     def _temporal_only(self, inputs, pads: tuple[int, int], out_shape):
@@ -363,10 +311,10 @@ class DepthwiseConv3D(keras.layers.Layer):
         channels = inputs.shape[-1]
         shape = ops.shape(inputs)
         x = ops.reshape(inputs, (shape[0], shape[1], -1, channels))
-        out, native_padding = _conv_along_frames(x, self.kernel[:, 0], pads, st)
+        out, native_padding = conv_along_frames(x, self.kernel[:, 0], pads, st)
         fuse_bias = self.use_bias and native_padding
         if fuse_bias:
-            out = _bias_add(out, self.bias)
+            out = bias_add(out, self.bias)
         frames = out_shape[1] if out_shape[1] is not None else ops.shape(out)[1]
         height = inputs.shape[2] if inputs.shape[2] is not None else shape[2]
         width = inputs.shape[3] if inputs.shape[3] is not None else shape[3]

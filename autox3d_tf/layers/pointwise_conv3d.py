@@ -1,4 +1,4 @@
-"""1x1x1 convolution as a matrix multiply on the channel axis, with optional spatial stride."""
+"""1x1x1 convolution of a clip as 2D operations on its frames, with optional strides."""
 
 from __future__ import annotations
 
@@ -7,19 +7,12 @@ from typing import Sequence
 import keras
 from keras import ops
 
-
-def _bias_add(x, bias):
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.nn.bias_add(x, bias)
-    return x + bias
-
+from autox3d_tf.layers.temporal import bias_add
 
 # From this many pixels per call (batch x frames x height x width, the batch counted as 1 when
-# unknown) the 1x1x1 convolution runs as a 1x1 Conv2D instead of a matmul: measured on 2 threads
-# with oneDNN, Conv2D is about 1.3-1.5x faster at 25k-50k pixels (the first X3D stages) and slower
-# below about 10k, where the matmul wins (down to 2x at the last stage's 100 pixels).
+# unknown) the 1x1x1 convolution runs as a 1x1 Conv2D instead of a matmul: with oneDNN, Conv2D
+# is the faster on the first X3D stages' many pixels and the matmul on the last stages' few (the
+# README's speed section has the measurements).
 CONV_MIN_ROWS = 12288
 
 
@@ -36,8 +29,18 @@ class PointwiseConv3D(keras.layers.Layer):
     """A 1x1x1 convolution on ``(batch, frames, height, width, channels)`` tensors.
 
     Equivalent to ``Conv3D(filters, 1, strides=strides)`` with PyTorch's (and TF's 'valid')
-    subsampling, computed as a strided slice and one matmul, which is faster than Conv3D on
-    CPU. The kernel has shape ``(in_channels, filters)``.
+    subsampling, and faster than Conv3D on CPU. A temporal stride keeps every ``st``-th frame
+    (a strided slice); the frames, ``(batch * frames, H, W, C)``, then go through a strided 1x1
+    Conv2D when there is a spatial stride, else a 1x1 Conv2D from `CONV_MIN_ROWS` pixels per
+    call and one matmul on the channel axis below, each followed by the bias and activation
+    (which TensorFlow fuses into it). The kernel has shape ``(in_channels, filters)``.
+
+    Args:
+        filters: output channels.
+        strides: int or (t, h, w).
+        use_bias: whether to add a per-channel bias.
+        activation: optional activation (e.g. "relu" in a BatchNorm-folded graph).
+        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer: as in Keras.
     """
 
     def __init__(
@@ -113,7 +116,7 @@ class PointwiseConv3D(keras.layers.Layer):
         # Bias and activation right after the matmul / conv (no reshape in between), so that
         # TensorFlow fuses the three into one kernel.
         if self.use_bias:
-            y = _bias_add(y, self.bias)
+            y = bias_add(y, self.bias)
         if self.activation is not None:
             y = self.activation(y)
         return ops.reshape(y, out_shape)
