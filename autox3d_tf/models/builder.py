@@ -1,24 +1,21 @@
 """One builder from an `ArchSpec` to a plain functional `keras.Model`.
 
 The layer order and shapes follow pytorchvideo's ``create_x3d`` one to one, so that a
-checkpoint maps onto the model weight by weight. Layer names:
-
-    stem_conv_spatial, stem_conv_temporal, stem_bn
-    stage{s}_block{b}_{conv_a,bn_a,conv_b[_{k}],bn_b,se_reduce,se_expand,conv_c,bn_c}
-    stage{s}_block{b}_{shortcut_conv,shortcut_bn}
-    head_conv, head_bn, head_dense, predictions
-
-Stages are numbered from 1 and blocks from 0, as pytorchvideo's ``blocks[s].res_blocks[b]``.
+checkpoint maps onto the model weight by weight. The layers are named by `autox3d_tf.arch.naming`
+(``stem_conv_spatial``, ``stage{s}_block{b}_conv_a``, ..., ``predictions``), the scheme the
+supernet and the checkpoint converter share.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import keras
 import numpy as np
 from keras import layers
 
+from autox3d_tf.arch import naming
 from autox3d_tf.arch.spec import SE_RATIO, ArchSpec, BlockSpec, round_width
 from autox3d_tf.layers import DepthwiseConv3D, FrameConv3D, PixelNormalization, PointwiseConv3D
 from autox3d_tf.models.video_model import VideoModel
@@ -105,7 +102,7 @@ class _Graph:
 
 
 def _stem(x, spec: ArchSpec, g: _Graph):
-    x = layers.ZeroPadding3D(((0, 0), (1, 1), (1, 1)), name="stem_pad")(x)
+    x = layers.ZeroPadding3D(((0, 0), (1, 1), (1, 1)), name=naming.STEM_PAD)(x)
     x = FrameConv3D(
         spec.stem_width,
         (1, 3, 3),
@@ -113,27 +110,36 @@ def _stem(x, spec: ArchSpec, g: _Graph):
         padding="valid",
         use_bias=False,
         kernel_initializer=fresh_initializer(CONV_INIT),
-        name="stem_conv_spatial",
+        name=naming.STEM_CONV_SPATIAL,
     )(x)
     k = spec.stem_temporal_kernel
     conv = DepthwiseConv3D(
-        (k, 1, 1), padding=(k // 2, 0, 0), use_bias=g.fold, kernel_initializer=fresh_initializer(DEPTHWISE_INIT), name="stem_conv_temporal"
+        (k, 1, 1),
+        padding=(k // 2, 0, 0),
+        use_bias=g.fold,
+        kernel_initializer=fresh_initializer(DEPTHWISE_INIT),
+        name=naming.STEM_CONV_TEMPORAL,
     )
-    x = g.norm(x, conv, "stem_bn")
-    return layers.ReLU(name="stem_relu")(x)
+    x = g.norm(x, conv, naming.STEM_BN)
+    return layers.ReLU(name=naming.STEM_RELU)(x)
 
 
 def _squeeze_excite(x, channels: int, prefix: str):
     reduced = round_width(channels, SE_RATIO)
-    s = layers.GlobalAveragePooling3D(keepdims=True, name=f"{prefix}_se_pool")(x)
-    s = layers.Dense(reduced, activation="relu", kernel_initializer=fresh_initializer(CONV_INIT), name=f"{prefix}_se_reduce")(s)
-    s = layers.Dense(channels, activation="sigmoid", kernel_initializer=fresh_initializer(CONV_INIT), name=f"{prefix}_se_expand")(s)
-    return layers.Multiply(name=f"{prefix}_se_scale")([x, s])
+    name = functools.partial(naming.block_layer, prefix)
+    s = layers.GlobalAveragePooling3D(keepdims=True, name=name(naming.SE_POOL))(x)
+    s = layers.Dense(reduced, activation="relu", kernel_initializer=fresh_initializer(CONV_INIT), name=name(naming.SE_REDUCE))(s)
+    s = layers.Dense(channels, activation="sigmoid", kernel_initializer=fresh_initializer(CONV_INIT), name=name(naming.SE_EXPAND))(s)
+    return layers.Multiply(name=name(naming.SE_SCALE))([x, s])
 
 
 def residual_block(x, block: BlockSpec, in_width: int, width: int, stride: int, prefix: str, g: _Graph | None = None):
-    """One X3D-style bottleneck block with its shortcut (the block must not be a skip)."""
+    """One X3D-style bottleneck block with its shortcut (the block must not be a skip).
+
+    ``prefix`` is the block's name (`naming.block_prefix`); its layers are named by their role.
+    """
     g = g or _Graph(False)
+    name = functools.partial(naming.block_layer, prefix)
     inner = block.inner_width(width)
     strides = (1, stride, stride)
 
@@ -141,16 +147,15 @@ def residual_block(x, block: BlockSpec, in_width: int, width: int, stride: int, 
     if in_width != width or stride > 1:
         with_bn = in_width != width
         conv = PointwiseConv3D(
-            width, strides=strides, use_bias=g.fold and with_bn, kernel_initializer=fresh_initializer(CONV_INIT), name=f"{prefix}_shortcut_conv"
+            width, strides=strides, use_bias=g.fold and with_bn, kernel_initializer=fresh_initializer(CONV_INIT), name=name(naming.SHORTCUT_CONV)
         )
-        shortcut = g.norm(x, conv, f"{prefix}_shortcut_bn") if with_bn else conv(x)
+        shortcut = g.norm(x, conv, name(naming.SHORTCUT_BN)) if with_bn else conv(x)
 
     relu = "relu" if g.fold else None
-    conv_a = PointwiseConv3D(inner, use_bias=g.fold, activation=relu, kernel_initializer=fresh_initializer(CONV_INIT), name=f"{prefix}_conv_a")
-    y = g.norm(x, conv_a, f"{prefix}_bn_a", relu_name=f"{prefix}_relu_a")
+    conv_a = PointwiseConv3D(inner, use_bias=g.fold, activation=relu, kernel_initializer=fresh_initializer(CONV_INIT), name=name(naming.CONV_A))
+    y = g.norm(x, conv_a, name(naming.BN_A), relu_name=name(naming.RELU_A))
     kernels = block.kernels
     for i, kernel in enumerate(kernels):
-        suffix = "" if len(kernels) == 1 else f"_{i}"
         last = i == len(kernels) - 1
         conv = DepthwiseConv3D(
             kernel,
@@ -158,17 +163,17 @@ def residual_block(x, block: BlockSpec, in_width: int, width: int, stride: int, 
             padding=tuple(k // 2 for k in kernel),
             use_bias=g.fold and last,
             kernel_initializer=fresh_initializer(DEPTHWISE_INIT),
-            name=f"{prefix}_conv_b{suffix}",
+            name=name(naming.depthwise_role(i, len(kernels))),
         )
-        y = g.norm(y, conv, f"{prefix}_bn_b") if last else conv(y)
+        y = g.norm(y, conv, name(naming.BN_B)) if last else conv(y)
     if block.attention == "se":
         y = _squeeze_excite(y, inner, prefix)
-    y = layers.Activation("silu", name=f"{prefix}_swish")(y)
-    conv_c = PointwiseConv3D(width, use_bias=g.fold, kernel_initializer=fresh_initializer(CONV_INIT), name=f"{prefix}_conv_c")
-    y = g.norm(y, conv_c, f"{prefix}_bn_c", zero_gamma=True)
+    y = layers.Activation("silu", name=name(naming.SWISH))(y)
+    conv_c = PointwiseConv3D(width, use_bias=g.fold, kernel_initializer=fresh_initializer(CONV_INIT), name=name(naming.CONV_C))
+    y = g.norm(y, conv_c, name(naming.BN_C), zero_gamma=True)
 
-    y = layers.Add(name=f"{prefix}_add")([shortcut, y])
-    return layers.ReLU(name=f"{prefix}_relu")(y)
+    y = layers.Add(name=name(naming.ADD))([shortcut, y])
+    return layers.ReLU(name=name(naming.RELU))(y)
 
 
 def build_model(
@@ -218,11 +223,11 @@ def build_model(
     shape = validate_input_shape(input_shape, spec)
 
     if input_tensor is None:
-        inputs = keras.Input(shape=shape, name="frames")
+        inputs = keras.Input(shape=shape, name=naming.INPUTS)
     else:
         inputs = input_tensor
     g = _Graph(fold_batch_norm)
-    x = PixelNormalization(name="preprocessing")(inputs) if include_preprocessing else inputs
+    x = PixelNormalization(name=naming.PREPROCESSING)(inputs) if include_preprocessing else inputs
     x = _stem(x, spec, g)
 
     in_width = spec.stem_width
@@ -231,27 +236,27 @@ def build_model(
             if block.is_skip:
                 continue
             stride = stage.stride if b == 0 else 1
-            x = residual_block(x, block, in_width, stage.width, stride, f"stage{s}_block{b}", g)
+            x = residual_block(x, block, in_width, stage.width, stride, naming.block_prefix(s, b), g)
             in_width = stage.width
 
     relu = "relu" if g.fold else None
-    head = PointwiseConv3D(spec.head_width, use_bias=g.fold, activation=relu, kernel_initializer=fresh_initializer(CONV_INIT), name="head_conv")
-    x = g.norm(x, head, "head_bn", relu_name="head_relu")
+    head = PointwiseConv3D(spec.head_width, use_bias=g.fold, activation=relu, kernel_initializer=fresh_initializer(CONV_INIT), name=naming.HEAD_CONV)
+    x = g.norm(x, head, naming.HEAD_BN, relu_name=naming.HEAD_RELU)
 
     if include_top:
-        x = layers.GlobalAveragePooling3D(name="head_pool")(x)
+        x = layers.GlobalAveragePooling3D(name=naming.HEAD_POOL)(x)
         if spec.head_hidden:
-            x = layers.Dense(spec.head_hidden, use_bias=False, kernel_initializer=fresh_initializer(CONV_INIT), name="head_dense")(x)
-            x = layers.ReLU(name="head_dense_relu")(x)
+            x = layers.Dense(spec.head_hidden, use_bias=False, kernel_initializer=fresh_initializer(CONV_INIT), name=naming.HEAD_DENSE)(x)
+            x = layers.ReLU(name=naming.HEAD_DENSE_RELU)(x)
         if dropout_rate > 0:
-            x = layers.Dropout(dropout_rate, name="head_dropout")(x)
+            x = layers.Dropout(dropout_rate, name=naming.HEAD_DROPOUT)(x)
         x = layers.Dense(
-            classes, activation=classifier_activation, kernel_initializer=fresh_initializer(HEAD_INIT), name="predictions"
+            classes, activation=classifier_activation, kernel_initializer=fresh_initializer(HEAD_INIT), name=naming.PREDICTIONS
         )(x)
     elif pooling == "avg":
-        x = layers.GlobalAveragePooling3D(name="avg_pool")(x)
+        x = layers.GlobalAveragePooling3D(name=naming.AVG_POOL)(x)
     elif pooling == "max":
-        x = layers.GlobalMaxPooling3D(name="max_pool")(x)
+        x = layers.GlobalMaxPooling3D(name=naming.MAX_POOL)(x)
 
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)

@@ -1,10 +1,10 @@
 """PyTorch X3D checkpoints (pytorchvideo or PySlowFast key layout) to Keras weights, strictly.
 
 Every weighted Keras layer of a model built by :func:`autox3d_tf.models.builder.build_model`
-names the PyTorch tensors it needs (the layer names follow pytorchvideo's ``create_x3d`` one to
-one); the checkpoint must hold exactly those tensors, with exactly those shapes. A missing,
-extra or mis-shaped tensor raises :class:`WeightsMismatchError` listing the offending keys, and
-nothing is assigned: there is never a silent partial load.
+names the PyTorch tensors it needs (the layer names, `autox3d_tf.arch.naming`, follow
+pytorchvideo's ``create_x3d`` one to one); the checkpoint must hold exactly those tensors, with
+exactly those shapes. A missing, extra or mis-shaped tensor raises :class:`WeightsMismatchError`
+listing the offending keys, and nothing is assigned: there is never a silent partial load.
 
 Key layouts (``S`` = stage from 1, ``B`` = block from 0, ``H`` = number of stages + 1):
 
@@ -56,6 +56,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from autox3d_tf.arch import naming
 from autox3d_tf.arch.catalog import canonical_name, get_spec
 from autox3d_tf.models.builder import build_model
 from autox3d_tf.weights.torch_reader import CheckpointError, load_torch_checkpoint
@@ -79,35 +80,40 @@ BN_EPSILON = 1e-5  # PyTorch's default, used by every X3D checkpoint
 _BN_VARS = ("gamma", "beta", "moving_mean", "moving_variance")
 _BN_TORCH = ("weight", "bias", "running_mean", "running_var")
 
-_BLOCK_RE = re.compile(
-    r"^stage(\d+)_block(\d+)_(conv_a|bn_a|conv_b|bn_b|se_reduce|se_expand|conv_c|bn_c|shortcut_conv|shortcut_bn)$"
-)
-
+# Block layer roles (`autox3d_tf.arch.naming`) -> module paths inside a residual block.
 _PTV_BLOCK = {
-    "conv_a": "branch2.conv_a",
-    "bn_a": "branch2.norm_a",
-    "conv_b": "branch2.conv_b",
-    "bn_b": "branch2.norm_b.0",
-    "se_reduce": "branch2.norm_b.1.block.0",
-    "se_expand": "branch2.norm_b.1.block.2",
-    "conv_c": "branch2.conv_c",
-    "bn_c": "branch2.norm_c",
-    "shortcut_conv": "branch1_conv",
-    "shortcut_bn": "branch1_norm",
+    naming.CONV_A: "branch2.conv_a",
+    naming.BN_A: "branch2.norm_a",
+    naming.CONV_B: "branch2.conv_b",
+    naming.BN_B: "branch2.norm_b.0",
+    naming.SE_REDUCE: "branch2.norm_b.1.block.0",
+    naming.SE_EXPAND: "branch2.norm_b.1.block.2",
+    naming.CONV_C: "branch2.conv_c",
+    naming.BN_C: "branch2.norm_c",
+    naming.SHORTCUT_CONV: "branch1_conv",
+    naming.SHORTCUT_BN: "branch1_norm",
 }
 _PSF_BLOCK = {
-    "conv_a": "branch2.a",
-    "bn_a": "branch2.a_bn",
-    "conv_b": "branch2.b",
-    "bn_b": "branch2.b_bn",
-    "se_reduce": "branch2.se.fc1",
-    "se_expand": "branch2.se.fc2",
-    "conv_c": "branch2.c",
-    "bn_c": "branch2.c_bn",
-    "shortcut_conv": "branch1",
-    "shortcut_bn": "branch1_bn",
+    naming.CONV_A: "branch2.a",
+    naming.BN_A: "branch2.a_bn",
+    naming.CONV_B: "branch2.b",
+    naming.BN_B: "branch2.b_bn",
+    naming.SE_REDUCE: "branch2.se.fc1",
+    naming.SE_EXPAND: "branch2.se.fc2",
+    naming.CONV_C: "branch2.c",
+    naming.BN_C: "branch2.c_bn",
+    naming.SHORTCUT_CONV: "branch1",
+    naming.SHORTCUT_BN: "branch1_bn",
 }
-_TOP_LAYERS = ("head_dense", "predictions")
+_BLOCK_ROLE_KIND = {
+    naming.CONV_A: "pointwise",
+    naming.CONV_C: "pointwise",
+    naming.SHORTCUT_CONV: "pointwise",
+    naming.CONV_B: "depthwise",
+    naming.SE_REDUCE: "conv_dense",
+    naming.SE_EXPAND: "conv_dense",
+}  # the others are BatchNorms
+_TOP_LAYERS = (naming.HEAD_DENSE, naming.PREDICTIONS)
 
 
 class WeightsMismatchError(ValueError):
@@ -191,33 +197,25 @@ def _torch_layer(layout: str, layer_name: str, num_stages: int) -> tuple[str, st
     ptv = layout == "pytorchvideo"
     head = f"blocks.{num_stages + 1}." if ptv else "head."
     fixed = {
-        "stem_conv_spatial": ("blocks.0.conv.conv_t" if ptv else "s1.pathway0_stem.conv_xy", "conv3d"),
-        "stem_conv_temporal": ("blocks.0.conv.conv_xy" if ptv else "s1.pathway0_stem.conv", "depthwise"),
-        "stem_bn": ("blocks.0.norm" if ptv else "s1.pathway0_stem.bn", "bn"),
-        "head_conv": (head + ("pool.pre_conv" if ptv else "conv_5"), "pointwise"),
-        "head_bn": (head + ("pool.pre_norm" if ptv else "conv_5_bn"), "bn"),
-        "head_dense": (head + ("pool.post_conv" if ptv else "lin_5"), "conv_dense"),
-        "predictions": (head + ("proj" if ptv else "projection"), "linear"),
+        naming.STEM_CONV_SPATIAL: ("blocks.0.conv.conv_t" if ptv else "s1.pathway0_stem.conv_xy", "conv3d"),
+        naming.STEM_CONV_TEMPORAL: ("blocks.0.conv.conv_xy" if ptv else "s1.pathway0_stem.conv", "depthwise"),
+        naming.STEM_BN: ("blocks.0.norm" if ptv else "s1.pathway0_stem.bn", "bn"),
+        naming.HEAD_CONV: (head + ("pool.pre_conv" if ptv else "conv_5"), "pointwise"),
+        naming.HEAD_BN: (head + ("pool.pre_norm" if ptv else "conv_5_bn"), "bn"),
+        naming.HEAD_DENSE: (head + ("pool.post_conv" if ptv else "lin_5"), "conv_dense"),
+        naming.PREDICTIONS: (head + ("proj" if ptv else "projection"), "linear"),
     }
     if layer_name in fixed:
         return fixed[layer_name]
-    m = _BLOCK_RE.match(layer_name)
-    if not m:
+    parsed = naming.parse_block_layer(layer_name)
+    if parsed is None:
         return None
-    stage, block, part = int(m.group(1)), int(m.group(2)), m.group(3)
+    stage, block, part = parsed
     if ptv:
         path = f"blocks.{stage}.res_blocks.{block}.{_PTV_BLOCK[part]}"
     else:
         path = f"s{stage + 1}.pathway0_res{block}.{_PSF_BLOCK[part]}"
-    role = {
-        "conv_a": "pointwise",
-        "conv_c": "pointwise",
-        "shortcut_conv": "pointwise",
-        "conv_b": "depthwise",
-        "se_reduce": "conv_dense",
-        "se_expand": "conv_dense",
-    }.get(part, "bn")
-    return path, role
+    return path, _BLOCK_ROLE_KIND.get(part, "bn")
 
 
 def _torch_shape(role: str, var_name: str, keras_shape: tuple) -> tuple:
@@ -252,7 +250,7 @@ def _to_keras(role: str, var_name: str, value: np.ndarray, keras_shape: tuple) -
 
 
 def _num_stages(layer_names) -> int:
-    stages = [int(m.group(1)) for n in layer_names if (m := _BLOCK_RE.match(n))]
+    stages = [parsed[0] for n in layer_names if (parsed := naming.parse_block_layer(n))]
     return max(stages) if stages else 4
 
 
@@ -343,10 +341,13 @@ def convert_state_dict(
     # PySlowFast's BN on a shortcut that this model (like pytorchvideo) has without one.
     folded: list[str] = []
     for name in layers:
-        m = _BLOCK_RE.match(name)
-        if not m or m.group(3) != "shortcut_conv" or f"{name[: -len('shortcut_conv')]}shortcut_bn" in layers:
+        parsed = naming.parse_block_layer(name)
+        if not parsed or parsed[2] != naming.SHORTCUT_CONV:
             continue
-        path = _torch_layer(layout, name[: -len("shortcut_conv")] + "shortcut_bn", num_stages)[0]
+        prefix = naming.block_prefix(parsed[0], parsed[1])
+        if naming.block_layer(prefix, naming.SHORTCUT_BN) in layers:
+            continue
+        path = _torch_layer(layout, naming.block_layer(prefix, naming.SHORTCUT_BN), num_stages)[0]
         bn_keys = [f"{path}.{t}" for t in _BN_TORCH]
         present = [k for k in bn_keys if k in state_dict]
         if not present or layout != "pyslowfast":
@@ -360,7 +361,7 @@ def convert_state_dict(
         scale = gamma / np.sqrt(var + BN_EPSILON)
         shift = beta - mean * scale
         conv_pairs = assignments.get(name, [])
-        bn_c = name[: -len("shortcut_conv")] + "bn_c"
+        bn_c = naming.block_layer(prefix, naming.BN_C)
         bn_pairs = assignments.get(bn_c, [])
         kernel = [i for i, (v, _) in enumerate(conv_pairs) if _variable_name(v) == "kernel"]
         beta_c = [i for i, (v, _) in enumerate(bn_pairs) if _variable_name(v) == "beta"]
@@ -373,7 +374,7 @@ def convert_state_dict(
         conv_pairs[kernel[0]] = (k_var, (k_val.astype(np.float64) * scale[None, :]).astype(np.float32))
         b_var, b_val = bn_pairs[beta_c[0]]
         bn_pairs[beta_c[0]] = (b_var, (b_val.astype(np.float64) + shift).astype(np.float32))
-        folded.append(name[: -len("_shortcut_conv")])
+        folded.append(prefix)
 
     # Classifier tensors of the checkpoint are expected extras when the model has no top.
     ignored_top: list[str] = []
