@@ -1,4 +1,7 @@
-"""`FrameConv3D`: the stem's (1, kh, kw) Conv3D computed as a 2D convolution of every frame."""
+"""`FrameConv3D`: the stem's (1, kh, kw) Conv3D computed as a 2D convolution of every frame.
+
+On any Keras backend (``make test`` also runs this file with ``KERAS_BACKEND=jax``), but for the
+TensorFlow training-graph check."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import json
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from autox3d_tf.layers import FrameConv3D
 from autox3d_tf.zoo import get_model
@@ -22,7 +24,8 @@ from autox3d_tf.zoo import get_model
     ],
 )
 def test_matches_keras_conv3d_and_round_trips(kwargs):
-    """Same weights, same output as keras.layers.Conv3D (TensorFlow's Conv3D kernel, float64)."""
+    """Same weights, same output as keras.layers.Conv3D (the backend's 3D convolution, float64
+    where the backend has it)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 9, 11, 3))
     ours = FrameConv3D(**kwargs)
@@ -51,6 +54,7 @@ def test_rejects_kernels_over_more_than_one_frame(kwargs):
         FrameConv3D(4, **kwargs)
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="Grappler is TensorFlow's")
 def test_stem_uses_it_and_training_keeps_grappler_fusions(capfd):
     """With a plain Conv3D after the stem's Pad, Grappler's remapper fused the Pad into the
     convolution that the gradient also reads, failed, and dropped every fusion of the training
