@@ -9,6 +9,8 @@ window of the scaled frames, an optional horizontal flip, then normalisation. Sc
 as one resize of the matching window of the source frames (the same picture to within a pixel of
 rounding, at a fraction of the work).
 Evaluation: resize the short side to ``crop`` and take 1 or 3 crops along the long side.
+
+TensorFlow-only (tf.image and stateless tf.random, inside tf.data).
 """
 
 from __future__ import annotations

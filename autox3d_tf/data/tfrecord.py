@@ -14,6 +14,8 @@ shard ``i % n``. A shard is written to a temporary name and renamed when complet
 rerun skips the complete shards and redoes only the others: no video is lost or duplicated. Shards
 are written in parallel processes; each video is decoded once, sequentially. TensorFlow is imported
 only inside the functions (the worker processes configure it first).
+
+TensorFlow-only (TFRecord writing).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ resolves a glob, a list of files or such a prefix.
 
 TensorFlow is imported inside the functions only, so that the converter's worker processes can
 configure it before it loads.
+
+TensorFlow-only (tf.train.SequenceExample).
 """
 
 from __future__ import annotations

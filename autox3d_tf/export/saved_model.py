@@ -15,6 +15,8 @@ The exported ``serving_default`` signature takes uint8 RGB frames ``[batch, fram
 It returns ``probabilities`` ``[batch, classes]``, ``top_k_indices`` (int32), ``top_k_scores``
 and ``top_k_labels`` (strings) ``[batch, k]``. The graph is the BatchNorm-folded inference graph
 (:func:`autox3d_tf.models.fuse_for_inference`), float32, with no XLA op (see :func:`find_xla_ops`).
+
+TensorFlow-only (a TensorFlow SavedModel).
 """
 
 from __future__ import annotations

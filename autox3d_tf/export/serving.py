@@ -14,6 +14,8 @@ JSON semantics follow https://www.tensorflow.org/tfx/serving/api_rest :
   included); answered ``{"outputs": value}`` or ``{"outputs": {name: value}}``;
 - optional ``"signature_name"`` (default ``serving_default``); ``{"b64": ...}`` for binary
   strings; errors as ``{"error": "..."}`` with HTTP 400.
+
+TensorFlow-only (loads a TensorFlow SavedModel).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ TFLite builtin ops are allowed (no Flex / Select TF ops), so the stock interpret
 The graph is traced with every `DepthwiseConv3D` in its "shift_conv" implementation: TFLite
 copies each slice and pad of the default "slices" one, which "shift_conv" does not need
 (`python benchmarks/bench_x3d.py --tflite` times the export; figures in the README).
+
+TensorFlow-only (the TFLite converter and interpreter).
 """
 
 from __future__ import annotations

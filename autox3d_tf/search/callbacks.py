@@ -16,6 +16,8 @@ optimizers, and ``Model.save_weights`` stores every tracked optimizer's variable
 counters included. `SearchCheckpoint` adds step-based saving with an explicit epoch counter,
 keeps several checkpoints, and follows the MultiWorkerMirroredStrategy convention (every
 worker saves, only the chief into ``directory``).
+
+TensorFlow-only (``tf.train.Checkpoint``, tf.distribute).
 """
 
 from __future__ import annotations

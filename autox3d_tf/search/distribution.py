@@ -4,6 +4,8 @@ Sampling uses stateless random ops keyed by a (seed, step) pair, so every replic
 distributed step draws the same architecture without communicating. MACs of a sample, the
 expected MACs under the distribution and the MACs of its most probable architecture come from
 the space's exact tables, in graph.
+
+TensorFlow-only (tf.Variable logits, stateless tf.random).
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+from autox3d_tf.arch.naming import block_prefix
 from autox3d_tf.arch.spec import ArchSpec
 
 __all__ = [
@@ -110,7 +111,7 @@ def entropy_score_terms(spec: ArchSpec, frames: int | None = None, size: int | N
             r = _down(r, stride) if stride > 1 else r
             inner = block.inner_width(stage.width)
             value = block_term(in_width, inner, frames, r, block.kernels)
-            terms.append(LayerTerm(f"stage{s + 1}_block{b}", frames, r, value))
+            terms.append(LayerTerm(block_prefix(s + 1, b), frames, r, value))
             in_width = stage.width
     terms.append(LayerTerm("head_conv", frames, r, conv_term(in_width, frames, r, (1, 1, 1))))
     terms.append(LayerTerm("final_channels", frames, r, math.log(spec.head_width)))

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from autox3d_tf.arch.naming import block_prefix
 from autox3d_tf.arch.macs import block_macs, head_macs, stem_macs
 from autox3d_tf.arch.spec import ATTENTIONS, BLOCK_KERNELS, SKIP, ArchSpec, BlockSpec, SpecError, StageSpec
 
@@ -90,7 +91,7 @@ class SearchSpace:
         for s, depth in enumerate(self.max_depths):
             for b in range(depth):
                 types = self.block_types + ((SKIP,) if self.allow_skip and b > 0 else ())
-                prefix = f"stage{s + 1}_block{b}"
+                prefix = block_prefix(s + 1, b)
                 decisions.append(Decision(f"{prefix}_type", "type", s, b, types))
                 decisions.append(Decision(f"{prefix}_expansion", "expansion", s, b, tuple(self.expansions)))
                 decisions.append(Decision(f"{prefix}_attention", "attention", s, b, tuple(self.attentions)))

@@ -330,7 +330,7 @@ class SuperNet(_Net):
         """
         space = self.space
         choices = tf.cast(choices, tf.int32)
-        rows, sizes, counts = [], [], []
+        sizes, counts = [], []
         for s in range(space.num_stages):
             widths = np.asarray(space.stage_widths[s], np.int32)
             sizes.append(int(widths.max()) // GROUP)

@@ -21,6 +21,8 @@ iteration count, read before the update); the weight loss is scaled by 1/replica
 optimizer sums gradients across replicas; the held-out losses are averaged across replicas
 before the importance weights, so every replica applies the same update. All cross-replica communication happens at the top level of ``train_step``, never inside
 the supernet's conditionals.
+
+TensorFlow-only (tf.distribute, stateless tf.random, a custom ``train_step``).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@
 
 Each video gives ``num_clips`` uniformly spaced clips x ``num_crops`` spatial crops at the test crop;
 the softmax of its views is averaged (PySlowFast's 30-view protocol is 10 x 3).
+
+TensorFlow-only (its input is a tf.data pipeline).
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ A run folder holds everything the other scripts need:
 
 Running ``train`` again with the same ``out_dir`` resumes from the last finished epoch (a killed
 run loses at most one epoch); a finished run is not trained again.
+
+TensorFlow-only (tf.data input, tf.distribute strategies).
 """
 
 from __future__ import annotations

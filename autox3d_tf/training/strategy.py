@@ -8,6 +8,8 @@
 
 :func:`dataset_per_worker` builds the input pipelines: one per worker, each reading its share of the
 data, under a multi-worker ``MultiWorkerMirroredStrategy``; one plain dataset otherwise.
+
+TensorFlow-only (tf.distribute).
 """
 
 from __future__ import annotations
