@@ -22,7 +22,7 @@ from autox3d_tf.arch import (
     round_width,
     x3d_spec,
 )
-from tests.reference import require
+from tests.helpers.reference import require
 
 VARIANTS = ["XS", "S", "M", "L", "XL"]
 NON_SKIP_TYPES = ["3x3x3", "1x3x3", "5x3x3", "2+1d", "3x5x5"]
@@ -69,7 +69,7 @@ def good_dict() -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-# The space's vocabulary (DESIGN.md section 5)
+# The space's vocabulary (docs/ARCHITECTURE.md, section 6)
 # --------------------------------------------------------------------------------------------
 
 
@@ -385,7 +385,7 @@ def test_round_width_matches_pytorchvideo():
 
 
 # --------------------------------------------------------------------------------------------
-# X3D specs (DESIGN.md section 3)
+# X3D specs (docs/ARCHITECTURE.md, section 4)
 # --------------------------------------------------------------------------------------------
 
 

@@ -12,9 +12,9 @@ import pytest
 from autox3d_tf import flops
 from autox3d_tf.layers import DepthwiseConv3D, PointwiseConv3D
 from autox3d_tf.zoo import get_model
-from tests.reference import X3D_REFERENCE_KWARGS, build_reference_x3d, require
+from tests.helpers.reference import X3D_REFERENCE_KWARGS, build_reference_x3d, require
 
-# fvcore's counts on pytorchvideo (DESIGN.md section 3), in GMACs.
+# fvcore's counts on pytorchvideo (docs/ARCHITECTURE.md, section 4), in GMACs.
 PUBLISHED_GMACS = {
     ("XS", 160): 0.626,
     ("XS", 182): 0.867,

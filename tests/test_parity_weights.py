@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_weights_helpers import (
+from tests.helpers.checkpoints import (
     add_stage1_shortcut_bn,
     keras_logits,
     random_clip,

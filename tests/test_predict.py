@@ -14,7 +14,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from tests.test_weights_helpers import reference_logits, reference_model, save_pytorchvideo_checkpoint
+from tests.helpers.checkpoints import reference_logits, reference_model, save_pytorchvideo_checkpoint
 
 VIDEOS = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "videos"
 
@@ -55,7 +55,7 @@ def _reference_probs(clip_uint8: np.ndarray) -> np.ndarray:
     ref = reference_model("XS", seed=41)
     with torch.no_grad():
         ref.blocks[5].proj.weight.mul_(30.0)
-    from tests.reference import build_reference_x3d
+    from tests.helpers.reference import build_reference_x3d
 
     at_test_crop = build_reference_x3d("XS", crop=182)
     at_test_crop.load_state_dict(ref.state_dict())

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from autox3d_tf.preprocessing import class_names, decode_predictions, kinetics400_classes, preprocess_input
-from tests.reference import require
+from tests.helpers.reference import require
 
 SHARED = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kinetics400_classes.txt"
 

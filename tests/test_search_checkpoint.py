@@ -12,47 +12,12 @@ import sys
 import numpy as np
 import pytest
 
-from tests.test_search_distributed import GLOBAL_BATCH, ROOT, STEPS
-
-EPOCHS = 3
-WARMUP = 2
-
-
-def run_search(ckpt_dir: str, out: str, kill_at_step: int = 0) -> None:
-    """Subprocess body: a 3-epoch search with `SearchCheckpoint`; SIGKILLs itself at ``kill_at_step``."""
-    import keras
-    import tensorflow as tf
-
-    from autox3d_tf.search import ArchitectureSearch
-    from autox3d_tf.search.callbacks import DistributionHistory, SearchCheckpoint
-    from tests.test_search_distributed import _dataset, tiny_space
-
-    keras.utils.set_random_seed(0)
-    m = ArchitectureSearch(tiny_space(), 2e6, num_samples=2, warmup_steps=WARMUP, seed=5)
-    m.compile(keras.optimizers.SGD(0.1, momentum=0.9), keras.optimizers.Adam(0.05))
-
-    class Kill(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            if kill_at_step and int(self.model.optimizer.iterations.numpy()) == kill_at_step:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    history = DistributionHistory(os.path.join(ckpt_dir, "history.json"))
-    ckpt = SearchCheckpoint(ckpt_dir)
-    m.fit(_dataset(GLOBAL_BATCH), epochs=EPOCHS, verbose=0, callbacks=[ckpt, history, Kill()])
-    np.savez(
-        out,
-        logits=m.distribution.logits.numpy(),
-        restored_epoch=-1 if ckpt.restored_epoch is None else ckpt.restored_epoch,
-        iterations=m.optimizer.iterations.numpy(),
-        arch_iterations=m.arch_optimizer.iterations.numpy(),
-        **{f"w{i}": w.numpy() for i, w in enumerate(m.supernet.weights)},
-        **{f"o{i}": v.numpy() for i, v in enumerate(m.optimizer.variables + m.arch_optimizer.variables)},
-    )
-    del tf
+from tests.helpers.cluster import ROOT
+from tests.helpers.search import EPOCHS, GLOBAL_BATCH, STEPS, WARMUP, make_search, tiny_search_dataset
 
 
 def _run(ckpt_dir, out, kill_at_step=0) -> subprocess.CompletedProcess:
-    code = f"from tests.test_search_checkpoint import run_search; run_search({str(ckpt_dir)!r}, {str(out)!r}, {kill_at_step})"
+    code = f"from tests.helpers.search import run_search; run_search({str(ckpt_dir)!r}, {str(out)!r}, {kill_at_step})"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ROOT}
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
@@ -93,12 +58,10 @@ def test_backup_and_restore_restores_both_optimizers(tmp_path):
     import keras
     import tensorflow as tf
 
-    from tests.test_search_distributed import _dataset, _make
-
-    m1 = _make(tf.distribute.get_strategy(), None)
+    m1 = make_search(tf.distribute.get_strategy(), None)
     m1.warmup_steps = 1
-    m1.fit(_dataset(GLOBAL_BATCH), epochs=1, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path), delete_checkpoint=False)])
-    m2 = _make(tf.distribute.get_strategy(), None)
+    m1.fit(tiny_search_dataset(GLOBAL_BATCH), epochs=1, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path), delete_checkpoint=False)])
+    m2 = make_search(tf.distribute.get_strategy(), None)
     cb = keras.callbacks.BackupAndRestore(str(tmp_path), delete_checkpoint=False)
     cb.set_model(m2)
     cb.on_train_begin()

@@ -16,20 +16,13 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from autox3d_tf.arch.spec import ArchSpec, StageSpec  # noqa: E402
+from autox3d_tf.arch.spec import ArchSpec  # noqa: E402
 from autox3d_tf.data import write_synthetic_dataset  # noqa: E402
 from autox3d_tf.training import load_trained_model, train  # noqa: E402
-from autox3d_tf.zoo import get_spec  # noqa: E402
+from tests.helpers.train import tiny_spec  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-
-
-def tiny_spec() -> ArchSpec:
-    """X3D-XS with one narrow block per stage: the same graph structure, traced in seconds."""
-    xs = get_spec("X3D_XS")
-    stages = tuple(StageSpec(width=w, blocks=s.blocks[:1], stride=s.stride) for s, w in zip(xs.stages, (8, 16, 24, 32)))
-    return xs.replace(name="tiny", stages=stages, stem_width=8, head_width=48, head_hidden=32)
 
 
 @pytest.fixture(scope="module")

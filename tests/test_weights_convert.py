@@ -20,7 +20,7 @@ from autox3d_tf.weights import (
     load_torch_weights,
 )
 from autox3d_tf.zoo import X3D_XS, get_model
-from tests.test_weights_helpers import (
+from tests.helpers.checkpoints import (
     add_stage1_shortcut_bn,
     keras_logits,
     random_clip,

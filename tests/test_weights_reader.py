@@ -18,7 +18,7 @@ from autox3d_tf.weights.torch_reader import (
     is_torch_checkpoint,
     load_torch_checkpoint,
 )
-from tests.reference import require
+from tests.helpers.reference import require
 
 
 def _sample_state():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -20,7 +22,7 @@ from autox3d_tf.weights import (
 )
 from autox3d_tf.weights import registry
 from autox3d_tf.zoo import X3D_XS
-from tests.test_weights_helpers import (
+from tests.helpers.checkpoints import (
     keras_logits,
     random_clip,
     reference_logits,
@@ -37,7 +39,8 @@ def test_manifest_lists_official_x3d_checkpoints():
         entry = get_weights_entry(f"X3D_{variant}", "kinetics400")
         assert entry.url == f"https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/X3D_{variant}.pyth"
         assert entry.file_name == f"X3D_{variant}.pyth"
-        assert entry.sha256 is None  # could not be downloaded here: recorded as unknown
+        # Unknown (null) where the file could not be downloaded to hash it, else a sha256 hex digest.
+        assert entry.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", entry.sha256), entry.sha256
         assert entry.num_classes == 400 and entry.layout == "pytorchvideo"
         assert entry.keras_file.endswith(".weights.h5")
         assert entry.input["mean"] == [0.45] * 3 and entry.input["std"] == [0.225] * 3
@@ -149,6 +152,48 @@ def test_hash_mismatch_leaves_nothing_in_cache(mirror, monkeypatch, tmp_path):
         assert (home / "checkpoints" / "X3D_XS.pyth").exists()
     finally:
         unregister_weights("X3D_XS", "testset")
+
+
+def test_unpinned_checkpoint_is_fetched_reported_and_reused(mirror, monkeypatch, tmp_path, caplog):
+    """An entry without a sha256 (as the official X3D entries are): the download is not verified but
+    its sha256 is logged (so it can be pinned), it lands in the cache under its file name, byte for
+    byte, and later fetches reuse it without the source."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("AUTOX3D_HOME", str(home))
+    monkeypatch.delenv("AUTOX3D_WEIGHTS_MIRROR", raising=False)
+    source = mirror["dir"] / "X3D_XS.pyth"
+    entry = dataclasses.replace(get_weights_entry("X3D_XS", "kinetics400"), dataset="testset", url=source.as_uri(),
+                                sha256=None, keras_file="t.weights.h5")
+    with caplog.at_level(logging.WARNING, logger=registry.logger.name):
+        path = registry.fetch_checkpoint(entry)
+    assert path == home / "checkpoints" / "X3D_XS.pyth"
+    assert path.read_bytes() == source.read_bytes()
+    assert registry.sha256_file(source) in caplog.text and "not verified" in caplog.text
+    assert [p.name for p in (home / "checkpoints").iterdir()] == ["X3D_XS.pyth"]  # no partial files
+    stamp = path.stat().st_mtime_ns
+    gone = dataclasses.replace(entry, url=(tmp_path / "gone" / "X3D_XS.pyth").as_uri())
+    assert registry.fetch_checkpoint(gone) == path and path.stat().st_mtime_ns == stamp
+
+
+def test_corrupted_cached_checkpoint_is_fetched_again_when_pinned(mirror, monkeypatch, tmp_path):
+    """A cached checkpoint that no longer matches the registered sha256 is replaced by a fresh,
+    verified download; without a reachable source the error leaves no corrupted file behind."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("AUTOX3D_HOME", str(home))
+    monkeypatch.delenv("AUTOX3D_WEIGHTS_MIRROR", raising=False)
+    source = mirror["dir"] / "X3D_XS.pyth"
+    entry = dataclasses.replace(get_weights_entry("X3D_XS", "kinetics400"), dataset="testset", url=source.as_uri(),
+                                sha256=registry.sha256_file(source).upper(), keras_file="t.weights.h5")
+    cached = home / "checkpoints" / "X3D_XS.pyth"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(source.read_bytes()[:-10] + b"corrupted!")
+    assert registry.fetch_checkpoint(entry) == cached
+    assert cached.read_bytes() == source.read_bytes()
+
+    cached.write_bytes(b"corrupted")
+    with pytest.raises(RuntimeError, match="Could not download"):
+        registry.fetch_checkpoint(dataclasses.replace(entry, url=(tmp_path / "gone.pyth").as_uri()))
+    assert [p for p in home.rglob("*") if p.is_file()] == []
 
 
 def test_download_failure_names_url_and_mirror_variable(monkeypatch, tmp_path):

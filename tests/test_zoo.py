@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from autox3d_tf.arch import x3d_spec
 from autox3d_tf.zoo import X3D_L, X3D_M, X3D_S, X3D_XL, X3D_XS, get_model, list_models
-from tests.reference import build_reference_x3d, require
+from tests.helpers.reference import build_reference_x3d, require
 
 VARIANTS = ["XS", "S", "M", "L", "XL"]
 FACTORIES = {"XS": X3D_XS, "S": X3D_S, "M": X3D_M, "L": X3D_L, "XL": X3D_XL}

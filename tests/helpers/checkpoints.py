@@ -1,6 +1,6 @@
-"""Helpers (no tests) for the weights and parity tests: reference checkpoints written by pytorchvideo.
+"""Helpers for the weights and parity tests: reference checkpoints written by pytorchvideo.
 
-The reference is pytorchvideo's ``create_x3d`` (tests/reference.py). A PySlowFast checkpoint is
+The reference is pytorchvideo's ``create_x3d`` (tests/helpers/reference.py). A PySlowFast checkpoint is
 made independently of autox3d_tf's mapping code by renaming pytorchvideo's keys with the table
 below, after giving the reference model the BatchNorm that PySlowFast has on stage 1's shortcut
 (so the reference computes what a PySlowFast X3D computes).
@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from tests.reference import X3D_REFERENCE_KWARGS, build_reference_x3d
+from tests.helpers.reference import X3D_REFERENCE_KWARGS, build_reference_x3d
 
 # pytorchvideo module path -> PySlowFast module path (applied to key prefixes, in order).
 _PSF_RULES = [

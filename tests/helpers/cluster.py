@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 
 
 def free_ports(n: int) -> list[int]:
@@ -40,17 +40,17 @@ def run_workers(codes: list[str], timeout: float = 420) -> None:
 
 def record_decoded_videos() -> list[str]:
     """From now on, the path of every video file the data pipelines decode is appended to the list
-    returned (a wrapper around the pipeline's decoder)."""
-    from autox3d_tf.data import pipeline
+    returned (a wrapper around the video-file pipeline's decoder)."""
+    from autox3d_tf.data import video_pipeline
 
     decoded: list[str] = []
-    decode = pipeline.decode_frames_for
+    decode = video_pipeline.decode_frames_for
 
     def recording(path, *args, **kwargs):
         decoded.append(str(path))
         return decode(path, *args, **kwargs)
 
-    pipeline.decode_frames_for = recording
+    video_pipeline.decode_frames_for = recording
     return decoded
 
 
