@@ -22,6 +22,8 @@ from autox3d_tf.workflows.demo import DemoConfig, run_demo
 # Two classes (rising / falling: the same frames in opposite orders, so the control is at 50%),
 # 300 clips each (210 train, 45 val, 45 test), a 1-epoch search, 12 epochs of 52 steps of 8 clips.
 # The network starts to see motion after about 300 steps (with 8 epochs of 35 steps it does not).
+# Measured: test top-1 1.000 against 0.611 / 0.511 / 0.500 for the control with seeds 0 / 1 / 2;
+# one demo run takes about 8 minutes on 2 lightly loaded cores.
 SMALL = dict(classes=2, clips_per_class=300, search_epochs=1, search_warmup_epochs=0.5, train_epochs=12,
              batch_size=8, eval_clips=1, seed=0)
 
