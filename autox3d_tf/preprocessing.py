@@ -17,9 +17,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["MEAN", "STD", "preprocess_input", "decode_predictions", "kinetics400_classes", "class_names"]
-
 from autox3d_tf.layers.normalization import MEAN, STD, normalize_pixels
+
+__all__ = ["MEAN", "STD", "preprocess_input", "decode_predictions", "kinetics400_classes", "class_names"]
 
 
 def preprocess_input(x: Any, data_format: str | None = None) -> Any:

@@ -68,7 +68,7 @@ def _build(name: str, input_shape: tuple[int, int, int] | None, crop: str):
         if spec is None:
             raise ValueError(f"{name}: the model carries no ArchSpec (it was not built by autox3d_tf)")
         if input_shape is not None:
-            model = build_model(spec, input_shape=(*input_shape, 3), **_options(model))
+            model = build_model(spec, input_shape=(*input_shape, 3), **model.rebuild_kwargs())
     else:
         spec = ArchSpec.load(name)
         shape = (*input_shape, 3) if input_shape is not None else None
@@ -77,11 +77,6 @@ def _build(name: str, input_shape: tuple[int, int, int] | None, crop: str):
     config = ModelConfig(name=spec.name, family="spec", frames=frames, sampling_rate=1, train_crop=size,
                          test_crop=size, train_scale=(size, size), description=spec.notes or f"ArchSpec {spec.name}")
     return model, config
-
-
-def _options(model) -> dict:
-    options = {k: v for k, v in model.build_options.items() if k != "fold_batch_norm" and v is not None}
-    return options
 
 
 def collect(name: str, input_shape: tuple[int, int, int] | None = None, crop: str = "train") -> dict[str, Any]:

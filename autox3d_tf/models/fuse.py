@@ -19,18 +19,13 @@ import numpy as np
 from autox3d_tf.arch.spec import ArchSpec
 from autox3d_tf.layers import DepthwiseConv3D
 from autox3d_tf.models.builder import build_model
-from autox3d_tf.models.video_model import model_spec
+from autox3d_tf.models.video_model import VideoModel, model_spec
 
 
 def _build_kwargs(model: keras.Model) -> dict:
-    options = dict(getattr(model, "build_options", None) or {})
-    if not options:
+    if not isinstance(model, VideoModel):
         raise ValueError(f"Model {model.name!r} was not built by autox3d_tf.models.build_model: nothing to fold.")
-    options.pop("fold_batch_norm", None)
-    if not options["include_top"]:
-        options.pop("classes", None)
-        options.pop("classifier_activation", None)
-    return {**options, "input_shape": tuple(model.input_shape[1:]), "name": f"{model.name}_folded"}
+    return {**model.rebuild_kwargs(), "input_shape": tuple(model.input_shape[1:]), "name": f"{model.name}_folded"}
 
 
 def fold_weights(source: keras.Model, folded: keras.Model) -> None:

@@ -30,6 +30,17 @@ class VideoModel(keras.Model):
         self.arch_spec: ArchSpec | None = arch_spec
         self.build_options: dict[str, Any] = dict(build_options or {})
 
+    def rebuild_kwargs(self) -> dict[str, Any]:
+        """``build_model`` keyword arguments that build this model's graph again (without the
+        folding flag, and without the classifier's arguments when it has no top)."""
+        if not self.build_options:
+            raise ValueError(f"Model {self.name!r} carries no build options: it was not built by build_model.")
+        options = {k: v for k, v in self.build_options.items() if k != "fold_batch_norm"}
+        if not options["include_top"]:
+            options.pop("classes", None)
+            options.pop("classifier_activation", None)
+        return options
+
     def get_config(self) -> dict:
         config = super().get_config()
         if self.arch_spec is not None:
