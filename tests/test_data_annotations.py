@@ -66,8 +66,8 @@ def test_slowfast_list(tmp_path):
     ann = load_annotations(lst)
     assert [r.label for r in ann.records] == [3, 0]
     assert ann.records[0].path == str(tmp_path / "v" / "x.mp4")
-    lst.write_text("v/x.mp4 cat\n")
-    with pytest.raises(ValueError, match="label must be an integer"):
+    lst.write_text("v/x.mp4 3\nv/y.mp4 cat\n")
+    with pytest.raises(ValueError, match="list.txt:2: label must be an integer"):
         load_annotations(lst)
 
 

@@ -9,18 +9,25 @@ Three formats, read into a list of :class:`VideoRecord`:
   sampled only from ``[time_start, time_end)`` of the file (see :mod:`autox3d_tf.data.sampling` for
   segments that reach or pass the end of the file).
 - PySlowFast lists: one ``path label`` per line (space, tab or comma separated), paths relative to the
-  video root.
+  video root; a path may name a frame folder (:mod:`~autox3d_tf.data.frame_folder`). Labels are all
+  class indices, or all class names (mapped like Kinetics names, below).
 - Something-Something v2 JSON: a list of ``{"id", "template", ...}``; the class is the template with
   its ``[something]`` brackets removed; files are ``{id}.webm`` (or any extension) under the root.
+
+- A folder of class sub-folders (:mod:`~autox3d_tf.data.directory`): its class names are its
+  sub-folders' (no ``classes.json`` is read or written there).
 
 The class-index map (class name -> index) is built once, from the first annotation file loaded, as
 the sorted list of names (the Kinetics order), and saved as ``classes.json`` beside the annotation
 file; later loads (the validation split, the TFRecord converter) read it, so train and eval agree.
+
+A malformed annotation file is a ``ValueError`` whose message starts with ``file:line:``.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -101,19 +108,19 @@ class ClassMap:
         """Reads a map written by :meth:`save`, or a plain JSON list, or a ``{name: index}`` dict
         (Something-Something's ``labels.json``), or a text file with one name per line."""
         path = os.fspath(path)
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = read_text(path)
         if path.endswith(".txt"):
             return cls([line.strip() for line in text.splitlines() if line.strip()])
-        data = json.loads(text)
-        if isinstance(data, dict) and "classes" in data:
-            return cls(list(data["classes"]))
+        data = _parse_json(path, text)
+        if isinstance(data, dict) and "classes" in data and isinstance(data["classes"], list):
+            return cls([str(x) for x in data["classes"]])
         if isinstance(data, list):
             return cls([str(x) for x in data])
-        if isinstance(data, dict):
+        if isinstance(data, dict) and all(str(v).lstrip("-").isdigit() for v in data.values()):
             ordered = sorted(data.items(), key=lambda kv: int(kv[1]))
             return cls([k for k, _ in ordered])
-        raise ValueError(f"{path}: not a class map")
+        raise ValueError(f"{path}:1: not a class map (a JSON list of names, {{\"classes\": [...]}} or "
+                         f"{{name: index}})")
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> "ClassMap":
@@ -138,17 +145,40 @@ class Annotations:
         return len(self.classes)
 
 
-def detect_format(path: str) -> str:
-    """``"kinetics"``, ``"slowfast"`` or ``"ssv2"`` from a file's extension and first line."""
+def read_text(path: str) -> str:
+    """The UTF-8 text of an annotation file; a ``ValueError`` naming ``file:line`` for binary data
+    (an unknown format, e.g. a video given as annotations) or bytes that are not UTF-8."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if b"\0" in raw[:4096]:
+        raise ValueError(f"{path}:1: unknown annotation format: binary data, not a Kinetics CSV, a PySlowFast "
+                         "list or a Something-Something v2 JSON")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def _parse_json(path: str, text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}:{err.lineno}: invalid JSON: {err.msg} (column {err.colno})") from None
+
+
+def _detect(path: str, text: str) -> str:
     if path.endswith(".json"):
         return "ssv2"
-    with open(path, encoding="utf-8") as f:
-        first = f.readline().strip().lower()
-    if path.endswith(".csv") and "youtube_id" in first:
-        return "kinetics"
-    if "youtube_id" in first and "label" in first:
+    first = (text.splitlines() or [""])[0].strip().lower()
+    if "youtube_id" in first and (path.endswith(".csv") or "label" in first):
         return "kinetics"
     return "slowfast"
+
+
+def detect_format(path: str) -> str:
+    """``"kinetics"``, ``"slowfast"`` or ``"ssv2"`` from a file's extension and first line."""
+    return _detect(os.fspath(path), read_text(os.fspath(path)))
 
 
 def _index_files(root: str) -> dict[str, str]:
@@ -162,52 +192,79 @@ def _index_files(root: str) -> dict[str, str]:
     return found
 
 
-def _kinetics(path: str, root: str, split: str | None) -> tuple[list[dict], list[str]]:
+_KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
+
+
+def _seconds(path: str, line: int, row: dict, column: str) -> float:
+    value = (row.get(column) or "").strip()
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{path}:{line}: {column} must be a number of seconds, got {value!r}") from None
+
+
+def _kinetics(path: str, text: str, root: str, split: str | None) -> tuple[list[dict], list[str]]:
     rows: list[dict] = []
     all_names: list[str] = []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        required = {"youtube_id", "time_start", "time_end"}
-        if not required.issubset(reader.fieldnames or []):
-            raise ValueError(f"{path}: Kinetics CSV needs columns label,youtube_id,time_start,time_end,split;"
-                             f" found {reader.fieldnames}")
-        for row in reader:
-            all_names.append((row.get("label") or "").strip())
-            if split is not None and row.get("split", split) != split:
-                continue
-            rows.append(row)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in _KINETICS_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ValueError(f"{path}:1: Kinetics CSV needs columns label,youtube_id,time_start,time_end,split; "
+                         f"missing {', '.join(missing)} in the header {reader.fieldnames}")
+    for row in reader:
+        line = reader.line_num
+        if not (row.get("youtube_id") or "").strip():
+            raise ValueError(f"{path}:{line}: no youtube_id (a row needs label,youtube_id,time_start,time_end,split)")
+        row["_start"], row["_end"] = _seconds(path, line, row, "time_start"), _seconds(path, line, row, "time_end")
+        all_names.append((row.get("label") or "").strip())
+        if split is not None and row.get("split", split) != split:
+            continue
+        rows.append(row)
+    if not all_names:
+        raise ValueError(f"{path}:2: no rows after the header")
     files = _index_files(root) if any(not r.get("path") for r in rows) else {}
     items: list[dict] = []
     for row in rows:
         yid = row["youtube_id"].strip()
-        start, end = float(row["time_start"]), float(row["time_end"])
+        start, end = row["_start"], row["_end"]
         long = f"{yid}_{int(start):06d}_{int(end):06d}"
         if row.get("path"):
             file = row["path"] if os.path.isabs(row["path"]) else os.path.join(root, row["path"])
         else:
             file = files.get(long) or files.get(yid) or os.path.join(root, long + ".mp4")
         trimmed = os.path.splitext(os.path.basename(file))[0] == long  # already cut to the segment
-        items.append({"path": file, "name": row.get("label", "").strip(), "video_id": yid,
+        items.append({"path": file, "name": (row.get("label") or "").strip(), "video_id": yid,
                       "start": start, "end": end, "trimmed": trimmed})
     return items, [n for n in all_names if n]
 
 
-def _slowfast(path: str, root: str) -> tuple[list[dict], list[str]]:
+def _is_index(label: str) -> bool:
+    return re.fullmatch(r"-?\d+", label) is not None
+
+
+def _slowfast(path: str, text: str, root: str) -> tuple[list[dict], list[str]]:
+    """Items with an integer ``label``, or with a class ``name`` when every label is a name."""
     items: list[dict] = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            parts = re.split(r"[\s,]+", line)
-            if len(parts) < 2:
-                raise ValueError(f"{path}:{n}: expected 'path label', got {line!r}")
-            file, label = " ".join(parts[:-1]), parts[-1]
-            if not label.lstrip("-").isdigit():
-                raise ValueError(f"{path}:{n}: label must be an integer, got {label!r}")
-            file = file if os.path.isabs(file) else os.path.join(root, file)
-            vid = os.path.splitext(os.path.basename(file))[0]
-            items.append({"path": file, "label": int(label), "video_id": vid})
+    first: tuple[int, str] | None = None
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = re.split(r"[\s,]+", line)
+        if len(parts) < 2:
+            raise ValueError(f"{path}:{n}: expected 'path label', got {line!r}")
+        file, label = " ".join(parts[:-1]), parts[-1]
+        first = first or (n, label)
+        if _is_index(label) != _is_index(first[1]):
+            kind = "an integer" if _is_index(first[1]) else "a class name"
+            raise ValueError(f"{path}:{n}: label must be {kind} like line {first[0]}'s {first[1]!r}, got {label!r} "
+                             "(a PySlowFast list has integer labels or class names, not both)")
+        file = file if os.path.isabs(file) else os.path.join(root, file)
+        vid = os.path.splitext(os.path.basename(file.rstrip("/" + os.sep)))[0]
+        items.append({"path": file, "video_id": vid,
+                      **({"label": int(label)} if _is_index(label) else {"name": label})})
+    if not items:
+        raise ValueError(f"{path}:1: no 'path label' lines (only comments or blank lines)")
     return items, []
 
 
@@ -216,14 +273,32 @@ def ssv2_class_name(template: str) -> str:
     return template.replace("[", "").replace("]", "").strip()
 
 
-def _ssv2(path: str, root: str) -> tuple[list[dict], list[str]]:
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+def _json_list(path: str, text: str) -> list[tuple[int, object]]:
+    """The elements of the JSON list in ``text``, each with the line it starts on."""
+    data = _parse_json(path, text)
     if not isinstance(data, list):
-        raise ValueError(f"{path}: Something-Something JSON must be a list of objects")
+        raise ValueError(f"{path}:1: Something-Something JSON must be a list of objects, got a {type(data).__name__}")
+    decoder, between = json.JSONDecoder(), re.compile(r"[\s,]*")
+    pos, line, out = text.index("[") + 1, 1, []
+    for _ in data:
+        start = between.match(text, pos).end()
+        line += text.count("\n", pos, start)
+        value, end = decoder.raw_decode(text, start)
+        out.append((line, value))
+        line += text.count("\n", start, end)
+        pos = end
+    return out
+
+
+def _ssv2(path: str, text: str, root: str) -> tuple[list[dict], list[str]]:
+    entries = _json_list(path, text)
+    if not entries:
+        raise ValueError(f"{path}:1: empty list: no videos")
     files = _index_files(root)
     items = []
-    for entry in data:
+    for line, entry in entries:
+        if not isinstance(entry, dict) or "id" not in entry:
+            raise ValueError(f"{path}:{line}: a Something-Something entry needs an \"id\", got {entry!r:.80}")
         vid = str(entry["id"])
         file = files.get(vid) or os.path.join(root, f"{vid}.webm")
         name = ssv2_class_name(entry["template"]) if "template" in entry else ""
@@ -253,35 +328,43 @@ def load_annotations(
       class_map_path: where the map lives (default: ``classes.json`` beside the annotation file).
       save_class_map: write a newly built map to ``class_map_path``.
 
+    A folder (``path`` a directory) is read by
+    :func:`~autox3d_tf.data.directory.directory_annotations`, its class names from its sub-folders
+    unless ``classes`` is given (``video_root``, ``split`` and the class-map file do not apply).
+
     Records whose class name is not in an existing map raise ``ValueError``. Unlabelled records
-    (a test split) get label -1. Missing files are not checked here: see :func:`check_videos_exist`.
+    (a test split) get label -1. A malformed file raises ``ValueError`` naming ``file:line``.
+    Missing files are not checked here: see :func:`check_videos_exist`.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        from autox3d_tf.data.directory import directory_annotations
+
+        return directory_annotations(path, class_map=None if classes is None else _class_map(classes))
     if not os.path.isfile(path):
         raise FileNotFoundError(f"annotation file not found: {path}")
     root = os.fspath(video_root) if video_root is not None else os.path.dirname(os.path.abspath(path))
-    fmt = detect_format(path) if format == "auto" else format
+    if format not in ("auto", "kinetics", "slowfast", "ssv2"):
+        raise ValueError(f"{path}: unknown annotation format {format!r}: use kinetics, slowfast, ssv2 or auto")
+    text = read_text(path)
+    if not text.strip():
+        raise ValueError(f"{path}:1: empty annotation file")
+    fmt = _detect(path, text) if format == "auto" else format
     all_names: list[str] = []
     if fmt == "kinetics":
-        items, all_names = _kinetics(path, root, split)
+        items, all_names = _kinetics(path, text, root, split)
     elif fmt == "slowfast":
-        items, _ = _slowfast(path, root)
-    elif fmt == "ssv2":
-        items, _ = _ssv2(path, root)
+        items, _ = _slowfast(path, text, root)
     else:
-        raise ValueError(f"unknown annotation format {format!r}: use kinetics, slowfast, ssv2 or auto")
+        items, _ = _ssv2(path, text, root)
 
     map_path = os.fspath(class_map_path) if class_map_path else os.path.join(
         os.path.dirname(os.path.abspath(path)), CLASS_MAP_FILENAME)
-    if isinstance(classes, ClassMap):
-        cmap = classes
-    elif isinstance(classes, (str, os.PathLike)):
-        cmap = ClassMap.load(classes)
-    elif classes is not None:
-        cmap = ClassMap(list(classes))
+    if classes is not None:
+        cmap = _class_map(classes)
     elif os.path.exists(map_path):
         cmap = ClassMap.load(map_path)
-    elif fmt == "slowfast":
+    elif items and "label" in items[0]:
         top = max((it["label"] for it in items), default=-1)
         cmap = ClassMap([str(i) for i in range(top + 1)])
     else:
@@ -313,8 +396,16 @@ def load_annotations(
     return Annotations(records=records, classes=cmap, source=path, format=fmt)
 
 
+def _class_map(classes: ClassMap | Sequence[str] | str | os.PathLike) -> ClassMap:
+    if isinstance(classes, ClassMap):
+        return classes
+    if isinstance(classes, (str, os.PathLike)):
+        return ClassMap.load(classes)
+    return ClassMap(list(classes))
+
+
 def check_videos_exist(records: Sequence[VideoRecord]) -> None:
-    """Raises :class:`MissingVideosError` listing every record whose file does not exist."""
-    missing = [r.path for r in records if not os.path.isfile(r.path)]
+    """Raises :class:`MissingVideosError` listing every record whose file (or frame folder) does not exist."""
+    missing = [r.path for r in records if not (os.path.isfile(r.path) or os.path.isdir(r.path))]
     if missing:
         raise MissingVideosError(missing, len(records))

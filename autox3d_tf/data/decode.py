@@ -10,6 +10,11 @@ as the last wanted frame. Non-reference frames that no index needs are skipped i
 (``skip_frame``), and only the wanted frames are converted to RGB. Indices past the end of the video
 loop (``index % num_frames``). Every failure (missing, empty, truncated, corrupt or non-video file) is
 a :class:`VideoDecodeError` whose message names the file.
+
+A directory is a frame folder (numbered JPEG / PNG frames, :mod:`~autox3d_tf.data.frame_folder`):
+``probe_video``, ``decode_frames``, ``decode_frames_for``, ``decode_all_frames`` and ``load_clip``
+read it like a video, at ``frame_rate`` (default
+:data:`~autox3d_tf.data.frame_folder.FRAME_FOLDER_FPS`), which only frame folders use.
 """
 
 from __future__ import annotations
@@ -131,13 +136,17 @@ def _info_from(path: str, container, stream) -> VideoInfo:
     )
 
 
-def probe_video(path: str | os.PathLike) -> VideoInfo:
+def probe_video(path: str | os.PathLike, frame_rate: float | None = None) -> VideoInfo:
     """Reads a video's frame count, frame rate, size and duration without decoding it.
 
     Raises :class:`VideoDecodeError` for a missing, empty or unreadable file, or one without a video
-    stream or frames.
+    stream or frames. A frame folder's rate is ``frame_rate`` (see the module docstring).
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        from autox3d_tf.data.frame_folder import probe_frame_folder
+
+        return probe_frame_folder(path, frame_rate)
     container, stream = _open(path)
     try:
         info = _info_from(path, container, stream)
@@ -243,7 +252,7 @@ def _decode_sorted(path: str, container, stream, info: VideoInfo, wanted: list[i
     return out, end
 
 
-def decode_frames(path: str | os.PathLike, indices: Sequence[int]) -> np.ndarray:
+def decode_frames(path: str | os.PathLike, indices: Sequence[int], frame_rate: float | None = None) -> np.ndarray:
     """Decodes the frames at ``indices`` (any order, repeats allowed) as uint8 ``[N, H, W, 3]`` RGB.
 
     Indices are frame numbers at the stream's average frame rate. Indices at or past the end loop
@@ -251,14 +260,14 @@ def decode_frames(path: str | os.PathLike, indices: Sequence[int]) -> np.ndarray
     the first wanted frame and stops after the last one.
 
     Raises :class:`VideoDecodeError` (naming the file) for a missing, empty, non-video, corrupt or
-    truncated file.
+    truncated file, or a bad frame folder.
     """
     indices = np.asarray(indices, dtype=np.int64)
-    return decode_frames_for(path, lambda info: indices)[0]
+    return decode_frames_for(path, lambda info: indices, frame_rate)[0]
 
 
 def decode_frames_for(
-    path: str | os.PathLike, choose: Callable[[VideoInfo], Sequence[int]]
+    path: str | os.PathLike, choose: Callable[[VideoInfo], Sequence[int]], frame_rate: float | None = None
 ) -> tuple[np.ndarray, VideoInfo]:
     """Opens a video once, asks ``choose(info)`` for the frame indices, and decodes them.
 
@@ -267,6 +276,10 @@ def decode_frames_for(
     :func:`decode_frames`; this saves a second open when the indices depend on the frame count.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        from autox3d_tf.data.frame_folder import decode_frame_folder_for
+
+        return decode_frame_folder_for(path, choose, frame_rate)
     container, stream = _open(path)
     try:
         info = _info_from(path, container, stream)
@@ -312,10 +325,15 @@ def decode_frames_for(
 
 
 def decode_all_frames(path: str | os.PathLike) -> np.ndarray:
-    """Decodes every frame of a video as uint8 ``[N, H, W, 3]`` (the naive approach; small files only)."""
+    """Decodes every frame of a video (or frame folder) as uint8 ``[N, H, W, 3]`` (the naive
+    approach; small files only)."""
     import av
 
     path = os.fspath(path)
+    if os.path.isdir(path):
+        from autox3d_tf.data.frame_folder import decode_frame_folder_for
+
+        return decode_frame_folder_for(path, lambda info: np.arange(info.num_frames))[0]
     container, stream = _open(path)
     try:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
@@ -370,16 +388,17 @@ def load_clip(
     crop: int,
     short_side: int | None = None,
     start: int | None = None,
+    frame_rate: float | None = None,
 ) -> np.ndarray:
-    """One centred uint8 clip ``[frames, crop, crop, 3]`` for prediction.
+    """One centred uint8 clip ``[frames, crop, crop, 3]`` for prediction (from a video or a frame folder).
 
     The clip is taken from the middle of the video (or from ``start``), resized so its short side is
     ``short_side`` (default ``crop``) and centre-cropped. Normalisation is left to the caller/model.
     """
-    info = probe_video(path)
+    info = probe_video(path, frame_rate)
     span = frames * rate
     if start is None:
         start = max(0, (info.num_frames - span) // 2)
     idx = clip_indices(info.num_frames, frames, rate, start)
-    clip = decode_frames(path, idx)
+    clip = decode_frames(path, idx, frame_rate)
     return center_crop(resize_short_side(clip, short_side or crop), crop)

@@ -21,6 +21,7 @@ TensorFlow-only (TFRecord writing).
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import os
 import sys
@@ -30,6 +31,7 @@ from typing import Sequence
 
 from autox3d_tf.data.annotations import Annotations, VideoRecord, check_videos_exist, load_annotations
 from autox3d_tf.data.decode import _SEEK_MIN_SECONDS, VideoDecodeError, _FrameIndexer, _info_from, _open
+from autox3d_tf.data.frame_folder import frame_files, probe_frame_folder, read_frame
 from autox3d_tf.data.sampling import segment_frames
 from autox3d_tf.data.tfrecord_format import make_sequence_example, shard_paths
 
@@ -59,11 +61,14 @@ def video_to_jpegs(
     frames whose short side is larger. ``start`` / ``end`` (seconds) keep only that segment of the
     video when it lies inside it, by :func:`~autox3d_tf.data.sampling.segment_frames`' rules (a
     segment reaching the end means the whole video; one starting past the end gives the whole video
-    and sets ``segment_info["past_end"]``). Raises :class:`VideoDecodeError` naming the file.
+    and sets ``segment_info["past_end"]``). A directory is a frame folder (see
+    :func:`frame_folder_to_jpegs`). Raises :class:`VideoDecodeError` naming the file.
     """
     import av
     import tensorflow as tf
 
+    if os.path.isdir(path):
+        return frame_folder_to_jpegs(path, fps, short_side, quality, start, end, segment_info)
     container, stream = _open(path)
     jpegs: list[bytes] = []
     try:
@@ -119,6 +124,34 @@ def video_to_jpegs(
     decoded = n + 1
     if declared and declared - decoded > max(3, 0.05 * declared):
         raise VideoDecodeError(path, f"truncated video: container declares {declared} frames, only {decoded} decodable")
+    return jpegs, keep_fps, h, w
+
+
+def frame_folder_to_jpegs(
+    path: str, fps: float | None = None, short_side: int | None = None, quality: int = 90,
+    start: float | None = None, end: float | None = None, segment_info: dict | None = None,
+) -> tuple[list[bytes], float, int, int]:
+    """:func:`video_to_jpegs` for a frame folder, whose frame rate is
+    :data:`~autox3d_tf.data.frame_folder.FRAME_FOLDER_FPS`: the frames of the segment, evenly
+    thinned to ``fps``, shrunk to ``short_side``, re-encoded as JPEG."""
+    import tensorflow as tf
+
+    files = frame_files(path)
+    info = probe_frame_folder(path)
+    seg = segment_frames(info.num_frames, info.fps, start, end)
+    if segment_info is not None:
+        segment_info.update(past_end=seg.past_end, first=seg.first, count=seg.count)
+    keep_fps = min(fps, info.fps) if fps else info.fps
+    step, last = info.fps / keep_fps, seg.first + seg.count - 1
+    kept = [min(seg.first + int(k * step + 1e-6), last) for k in range(max(1, math.ceil(seg.count / step - 1e-6)))]
+    jpegs: list[bytes] = []
+    h = w = 0
+    for i in kept:
+        rgb = read_frame(path, files[i])
+        h, w = _target_size(rgb.shape[0], rgb.shape[1], short_side)
+        if (h, w) != rgb.shape[:2]:
+            rgb = tf.cast(tf.round(tf.image.resize(rgb, (h, w), method="area")), tf.uint8)
+        jpegs.append(tf.io.encode_jpeg(rgb, quality=quality).numpy())
     return jpegs, keep_fps, h, w
 
 
