@@ -1,10 +1,12 @@
 """videos to sharded SequenceExample TFRecords
 
     autox3d to-tfrecord train.csv out/train --shards 8 --short-side 256
+    autox3d to-tfrecord data/train out/train          (a folder of class sub-folders)
 
 Decodes each video once, stores its frames as JPEG (optionally at a lower fps and short side), and
 writes shards in parallel. Only a Kinetics row's time_start..time_end segment is stored when it lies
-inside the video; a segment past the video's end stores the whole video and is listed. Rerun after a kill to resume: complete shards are kept.
+inside the video; a segment past the video's end stores the whole video and is listed. Frame folders
+(numbered JPEG / PNG frames) are videos too. Rerun after a kill to resume: complete shards are kept.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ import sys
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the command's arguments."""
-    parser.add_argument("annotations", help="Kinetics CSV, PySlowFast list or Something-Something v2 JSON")
+    parser.add_argument("annotations", help="Kinetics CSV, PySlowFast list, Something-Something v2 JSON, or a "
+                                            "folder with one sub-folder of videos or frame folders per class")
     parser.add_argument("out_prefix", help="output prefix: writes OUT_PREFIX-00000-of-0000N.tfrecord ...")
     parser.add_argument("--shards", type=int, default=8, help="number of shards (default 8)")
     parser.add_argument("--workers", type=int, default=None, help="parallel processes (default: CPU count)")
     parser.add_argument("--fps", type=float, default=None, help="store at most this frame rate (default: source)")
     parser.add_argument("--short-side", type=int, default=None, help="shrink frames to this short side")
     parser.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
-    parser.add_argument("--video-root", default=None, help="folder of the videos (default: the annotation's)")
+    parser.add_argument("--video-root", default=None, help="folder of the videos (default: the annotation file's)")
     parser.add_argument("--split", default=None, help="Kinetics CSV: keep only this split")
     parser.add_argument("--overwrite", action="store_true", help="rewrite complete shards instead of resuming")
     parser.add_argument("--quiet", action="store_true", help="no progress line")

@@ -7,12 +7,16 @@ architectures below it (no zoo, training, search or export).
 Submodules (imported lazily, so ``import autox3d_tf.data`` does not load TensorFlow):
 
 - :mod:`~autox3d_tf.data.decode`: PyAV decoding (``probe_video``, ``decode_frames``, ``clip_indices``).
+- :mod:`~autox3d_tf.data.frame_folder`: videos stored as folders of numbered JPEG / PNG frames.
 - :mod:`~autox3d_tf.data.annotations`: Kinetics CSV, PySlowFast lists, SSv2 JSON; the class map.
+- :mod:`~autox3d_tf.data.directory`: annotations of a folder of class sub-folders, Keras' split.
 - :mod:`~autox3d_tf.data.sampling`: training and evaluation frame indices, evaluation crops.
 - :mod:`~autox3d_tf.data.augment`: per-clip scale jitter, crop, flip, normalisation (TensorFlow).
 - :mod:`~autox3d_tf.data.clip`: ``ClipSettings`` and ``resolve_clip``, the one clip resolution.
 - :mod:`~autox3d_tf.data.error_log`: ``DecodeErrorLog``, what a pipeline skipped and why.
 - :mod:`~autox3d_tf.data.video_pipeline`: ``video_dataset``, ``video_eval_dataset`` (video files).
+- :mod:`~autox3d_tf.data.directory_pipeline`: ``video_dataset_from_directory``,
+  ``video_eval_dataset_from_directory`` (``keras.utils.image_dataset_from_directory``'s arguments).
 - :mod:`~autox3d_tf.data.tfrecord_pipeline`: ``tfrecord_dataset``, ``tfrecord_eval_dataset``.
 - :mod:`~autox3d_tf.data.common`: what the two kinds of pipeline share (sharding, seeds, views).
 - :mod:`~autox3d_tf.data.tfrecord_format`: the SequenceExample layout (feature keys) and shard names.
@@ -35,12 +39,15 @@ _EXPORTS: dict[str, str] = {
     "center_crop": "decode",
     "load_clip": "decode",
     "decode_frames_for": "decode",
+    "FRAME_FOLDER_FPS": "frame_folder",
     "VideoRecord": "annotations",
     "Annotations": "annotations",
     "ClassMap": "annotations",
     "MissingVideosError": "annotations",
     "load_annotations": "annotations",
     "check_videos_exist": "annotations",
+    "directory_annotations": "directory",
+    "split_annotations": "directory",
     "train_clip_indices": "sampling",
     "eval_clip_indices": "sampling",
     "uniform_clip_starts": "sampling",
@@ -51,6 +58,8 @@ _EXPORTS: dict[str, str] = {
     "DecodeErrorLog": "error_log",
     "video_dataset": "video_pipeline",
     "video_eval_dataset": "video_pipeline",
+    "video_dataset_from_directory": "directory_pipeline",
+    "video_eval_dataset_from_directory": "directory_pipeline",
     "BadRecordError": "tfrecord_pipeline",
     "tfrecord_dataset": "tfrecord_pipeline",
     "tfrecord_eval_dataset": "tfrecord_pipeline",

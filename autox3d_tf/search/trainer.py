@@ -27,6 +27,8 @@ TensorFlow-only (tf.distribute, stateless tf.random, a custom ``train_step``).
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -48,15 +50,17 @@ def search_dataset(train: tf.data.Dataset, held_out: tf.data.Dataset) -> tf.data
 
 
 def _clips(source: str, split: str | None, batch: int, input_context: tf.distribute.InputContext | None,
-           **kwargs) -> tf.data.Dataset:
-    """Repeated, shuffled training clips ``(clip, label)`` from an annotation file or TFRecord shards."""
-    from autox3d_tf.data import tfrecord_dataset, video_dataset
+           class_names: Sequence[str] | None = None, **kwargs) -> tf.data.Dataset:
+    """Repeated, shuffled training clips ``(clip, label)`` from an annotation file, a folder of class
+    sub-folders or TFRecord shards; video labels index ``class_names`` when given."""
+    from autox3d_tf.data import load_annotations, tfrecord_dataset, video_dataset
     from autox3d_tf.training.data import is_tfrecord_source
 
     kwargs.update(batch_size=batch, shuffle=True, repeat=True, drop_remainder=True, input_context=input_context)
     if is_tfrecord_source(source):
         return tfrecord_dataset(source, None, **kwargs)
-    return video_dataset(source, None, split=split or None, **kwargs)
+    ann = load_annotations(source, split=split or None, classes=list(class_names) if class_names else None)
+    return video_dataset(ann, None, **kwargs)
 
 
 def search_input(
@@ -71,9 +75,12 @@ def search_input(
     seed: int = 0,
     train_split: str | None = None,
     held_out_split: str | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> tf.data.Dataset | tf.distribute.DistributedDataset:
     """The input of ``ArchitectureSearch.fit`` (see `search_dataset`) from video annotation files
-    (Kinetics CSV with ``*_split``, PySlowFast list, SSv2 JSON) or TFRecord shards, endless.
+    (Kinetics CSV with ``*_split``, PySlowFast list, SSv2 JSON), folders of class sub-folders or
+    TFRecord shards, endless. ``class_names`` (the training data's) label the videos of both
+    sources alike.
 
     ``batch_size`` is the global batch of both steps. Under a multi-worker
     ``MultiWorkerMirroredStrategy`` every worker decodes only its share of both sources (see
@@ -81,8 +88,8 @@ def search_input(
     clip = dict(frames=frames, rate=rate, crop=crop)
 
     def make(batch: int, ctx: tf.distribute.InputContext | None) -> tf.data.Dataset:
-        return search_dataset(_clips(train_source, train_split, batch, ctx, seed=seed, **clip),
-                              _clips(held_out_source, held_out_split, batch, ctx, seed=seed + 1, **clip))
+        return search_dataset(_clips(train_source, train_split, batch, ctx, class_names, seed=seed, **clip),
+                              _clips(held_out_source, held_out_split, batch, ctx, class_names, seed=seed + 1, **clip))
 
     return dataset_per_worker(strategy, batch_size, make)
 

@@ -6,8 +6,8 @@ TensorFlow only (tf.data).
   :mod:`autox3d_tf.data.clip` for every caller.
 - :func:`shuffle_frames`: a dataset map that permutes every clip's frames in time (one random
   permutation per clip): the "no motion" control, which keeps appearance and destroys motion.
-- :func:`train_dataset`, :func:`eval_dataset`: video files (annotation CSV / list / JSON) or
-  SequenceExample TFRecords, with the class map.
+- :func:`train_dataset`, :func:`eval_dataset`: video files (annotation CSV / list / JSON, or a
+  folder of class sub-folders) or SequenceExample TFRecords, with the class map.
 """
 
 from __future__ import annotations
@@ -63,20 +63,26 @@ def shuffle_frames(dataset: tf.data.Dataset, seed: int | None = None) -> tf.data
 
 
 def is_tfrecord_source(source: str | os.PathLike) -> bool:
-    """True for TFRecord globs / files / ``to-tfrecord`` output prefixes, False for annotation files."""
+    """True for TFRecord globs / files / ``to-tfrecord`` output prefixes, False for annotation files
+    and folders of videos."""
     source = os.fspath(source)
+    if os.path.isdir(source):
+        return False
     if os.path.isfile(source):
         return source.endswith((".tfrecord", ".tfrecords")) or ".tfrecord-" in source
     return bool(matching_shards(source))
 
 
 def load_class_names(source: str, classes: Sequence[str] | str | None = None) -> list[str] | None:
-    """Class names: ``classes`` (a list, or a class-map file), else ``classes.json`` beside the data
-    (annotation file or TFRecord shards), else None."""
+    """Class names: ``classes`` (a list, or a class-map file), else a folder's class sub-folders,
+    else ``classes.json`` beside the data (annotation file or TFRecord shards), else None."""
     from autox3d_tf.data.annotations import CLASS_MAP_FILENAME, ClassMap
+    from autox3d_tf.data.directory import class_folders
 
     if classes is not None:
         return list(ClassMap.load(classes).names) if isinstance(classes, (str, os.PathLike)) else list(classes)
+    if os.path.isdir(os.fspath(source)):
+        return class_folders(source) or None
     folder = os.path.dirname(os.path.abspath(os.fspath(source)))
     path = os.path.join(folder, CLASS_MAP_FILENAME)
     return list(ClassMap.load(path).names) if os.path.exists(path) else None

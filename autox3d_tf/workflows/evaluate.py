@@ -18,11 +18,13 @@ from autox3d_tf.workflows.flagset import FlagSet
 FLAGS = FlagSet("autox3d evaluate", __doc__)
 
 FLAGS.string("run_dir", None, "Training run folder (`autox3d train --out_dir`).")
-FLAGS.string("data", None, "Evaluation data: annotation file or TFRecord shards.")
+FLAGS.string("data", None, "Evaluation data: annotation file (Kinetics CSV, PySlowFast list, SSv2 JSON), a folder "
+             "with one sub-folder of videos or frame folders per class, or TFRecord shards.")
 FLAGS.string("model", None, "Zoo model (without --run_dir).")
 FLAGS.string("spec", None, "ArchSpec JSON (without --run_dir).")
 FLAGS.string("weights", None, "Weights (.weights.h5); default: the run's final weights.")
-FLAGS.string("classes", None, "Class-map file (without --run_dir; default: classes.json beside the data).")
+FLAGS.string("classes", None, "Class-map file (without --run_dir; default: a folder's class sub-folders, else "
+             "classes.json beside the data).")
 FLAGS.integer("num_clips", 10, "Uniform temporal clips per video.")
 FLAGS.enum("num_crops", "3", ["1", "3"], "Spatial crops per clip.")
 FLAGS.integer("batch_size", 8, "Views per batch.")

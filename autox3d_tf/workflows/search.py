@@ -39,10 +39,14 @@ FLAGS.enum("method", "probabilistic", ["probabilistic", "entropy"],
            "the training-free STEntr search (no data) under --macs_target or an X3D --variant budget.")
 FLAGS.string("variant", None, "With --method entropy: search under the MACs of this X3D variant (XS, S, M, L) at its clip.")
 FLAGS.string("data", None, "Annotation file (Kinetics CSV such as `autox3d make-synthetic`'s annotations.csv, "
-             "PySlowFast list, SSv2 JSON) or TFRecord shards (glob).")
-FLAGS.string("held_out_data", None, "Held-out data for the distribution step (default: --data).")
-FLAGS.string("train_split", "train", "Kinetics CSV split for the weight step ('' for all rows).")
-FLAGS.string("held_out_split", "val", "Kinetics CSV split for the distribution step ('' for all rows).")
+             "PySlowFast list, SSv2 JSON), a folder with one sub-folder of videos or frame folders per class, "
+             "or TFRecord shards (glob).")
+FLAGS.string("held_out_data", None, "Held-out data for the distribution step, in the same forms as --data "
+             "(default: --data).")
+FLAGS.string("train_split", "train", "Kinetics CSV split for the weight step ('' for all rows; other sources "
+             "ignore it).")
+FLAGS.string("held_out_split", "val", "Kinetics CSV split for the distribution step ('' for all rows; other "
+             "sources ignore it).")
 FLAGS.string("out_dir", "runs/search", "Output folder.")
 FLAGS.enum("space", "autox3d-v1", list(SPACE_PRESETS),
            "Search space: autox3d-v1 (up to [3,5,11,7] blocks), autox3d-v1-L (up to [5,10,25,15]), "
@@ -156,7 +160,8 @@ def probabilistic_search(
     lr = learning_rate or (ADAMW_LEARNING_RATE if optimizer == "adamw" else 1.6 * batch_size / 192)
 
     dataset = search_input(dist, data, held_out_data or data, batch_size=batch_size, frames=frames, rate=rate,
-                           crop=crop, seed=seed, train_split=train_split, held_out_split=held_out_split)
+                           crop=crop, seed=seed, train_split=train_split, held_out_split=held_out_split,
+                           class_names=train_ann.classes.names)
     keras.utils.set_random_seed(seed)
     with dist.scope():
         model = ArchitectureSearch(
