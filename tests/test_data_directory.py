@@ -193,7 +193,6 @@ def test_video_dataset_from_directory(videos):
 
 def test_eval_dataset_from_directory_uses_the_same_split(videos):
     from autox3d_tf.data.directory_pipeline import video_dataset_from_directory, video_eval_dataset_from_directory
-    from autox3d_tf.data.evaluation import aggregate_views  # noqa: F401  (the consumer of the views)
 
     train = video_dataset_from_directory(videos, model=None, frames=2, rate=2, crop=32, seed=5,
                                          validation_split=0.5, subset="training")

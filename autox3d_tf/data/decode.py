@@ -285,14 +285,7 @@ def decode_frames_for(
         info = _info_from(path, container, stream)
         if info.num_frames <= 0:
             raise VideoDecodeError(path, "video stream has no frames")
-        chosen = np.asarray(choose(info), dtype=np.int64)
-        shape = chosen.shape
-        indices = chosen.reshape(-1)
-        if indices.size == 0:
-            raise ValueError("decode_frames needs at least one index")
-        if (indices < 0).any():
-            raise ValueError(f"negative frame index in {indices.tolist()}")
-        mapped = np.mod(indices, info.num_frames)
+        shape, mapped = chosen_indices(choose, info)
         wanted = sorted(set(mapped.tolist()))
         found, end = _decode_sorted(path, container, stream, info, wanted)
         missing = [i for i in wanted if i not in found]
@@ -316,12 +309,29 @@ def decode_frames_for(
                 found[i] = extra[j]
     finally:
         container.close()
-    shapes = {a.shape for a in found.values()}
-    if len(shapes) > 1:  # resolution change mid-stream: bring every frame to the first one's size
-        h, w = found[int(mapped[0])].shape[:2]
-        found = {k: _resize_np(v, h, w) for k, v in found.items()}
+    return assemble_frames(found, shape, mapped), info
+
+
+def chosen_indices(choose: Callable[[VideoInfo], Sequence[int]], info: VideoInfo) -> tuple[tuple[int, ...], np.ndarray]:
+    """``(shape, flat indices modulo the frame count)`` of ``choose(info)``; at least one index,
+    none negative."""
+    chosen = np.asarray(choose(info), dtype=np.int64)
+    indices = chosen.reshape(-1)
+    if indices.size == 0:
+        raise ValueError("decode_frames needs at least one index")
+    if (indices < 0).any():
+        raise ValueError(f"negative frame index in {indices.tolist()}")
+    return chosen.shape, np.mod(indices, info.num_frames)
+
+
+def assemble_frames(found: dict[int, np.ndarray], shape: tuple[int, ...], mapped: np.ndarray) -> np.ndarray:
+    """The frames ``found[i]`` for ``i`` in ``mapped``, as ``shape + [H, W, 3]``; frames of another
+    size (a resolution change mid-stream) are resized to the first one's."""
+    h, w = found[int(mapped[0])].shape[:2]
+    if any(a.shape[:2] != (h, w) for a in found.values()):
+        found = {k: v if v.shape[:2] == (h, w) else _resize_np(v, h, w) for k, v in found.items()}
     out = np.stack([found[int(i)] for i in mapped])
-    return out.reshape(shape + out.shape[1:]), info
+    return out.reshape(shape + out.shape[1:])
 
 
 def decode_all_frames(path: str | os.PathLike) -> np.ndarray:

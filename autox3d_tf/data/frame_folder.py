@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from autox3d_tf.data.decode import VideoDecodeError, VideoInfo, _resize_np
+from autox3d_tf.data.decode import VideoDecodeError, VideoInfo, assemble_frames, chosen_indices
 
 __all__ = [
     "FRAME_EXTENSIONS",
@@ -119,16 +119,6 @@ def decode_frame_folder_for(
     path = os.fspath(path)
     files = frame_files(path)
     info = _folder_info(path, files, frame_rate)
-    chosen = np.asarray(choose(info), dtype=np.int64)
-    indices = chosen.reshape(-1)
-    if indices.size == 0:
-        raise ValueError("decode_frames needs at least one index")
-    if (indices < 0).any():
-        raise ValueError(f"negative frame index in {indices.tolist()}")
-    mapped = np.mod(indices, info.num_frames)
+    shape, mapped = chosen_indices(choose, info)
     found = {i: read_frame(path, files[i]) for i in sorted(set(mapped.tolist()))}
-    h, w = found[int(mapped[0])].shape[:2]
-    if any(a.shape[:2] != (h, w) for a in found.values()):
-        found = {k: v if v.shape[:2] == (h, w) else _resize_np(v, h, w) for k, v in found.items()}
-    out = np.stack([found[int(i)] for i in mapped])
-    return out.reshape(chosen.shape + out.shape[1:]), info
+    return assemble_frames(found, shape, mapped), info

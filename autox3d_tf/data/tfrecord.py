@@ -235,6 +235,9 @@ def convert_to_tfrecord(
 ) -> ConversionReport:
     """Converts annotated videos to ``shards`` SequenceExample TFRecord files ``{out_prefix}-*``.
 
+    ``annotations``: an annotation file, a folder of class sub-folders, or :class:`Annotations`;
+    its videos may be frame folders.
+
     Resumable: complete shards are kept (unless ``overwrite``), partial ones are redone. Also writes
     ``{out_prefix}.classes.json`` (the class map) and ``{out_prefix}.manifest.json`` (shards, video
     counts, bad videos, segment fallbacks). Missing files raise :class:`MissingVideosError` before any

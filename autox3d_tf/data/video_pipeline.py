@@ -116,8 +116,9 @@ def video_dataset(
     """Training clips from video files: ``(clip float32 [T, crop, crop, 3], label int32)``, batched.
 
     Args:
-      source: an annotation file (Kinetics CSV, PySlowFast list, SSv2 JSON), :class:`Annotations`, or
-        a list of :class:`VideoRecord`.
+      source: an annotation file (Kinetics CSV, PySlowFast list, SSv2 JSON), a folder of class
+        sub-folders (:mod:`~autox3d_tf.data.directory`), :class:`Annotations`, or a list of
+        :class:`VideoRecord`; a video may be a frame folder (:mod:`~autox3d_tf.data.frame_folder`).
       model: named architecture whose clip settings are the defaults (``frames``, ``rate``, ``crop``,
         ``scale_range`` override them; see :func:`~autox3d_tf.data.clip.resolve_clip`).
       flip: random horizontal flip; default on, except for Something-Something annotations.

@@ -125,8 +125,8 @@ def train_dataset(
 ) -> tuple[tf.data.Dataset, DataInfo]:
     """Batched training clips ``(clip, one_hot_label)`` (or int labels) from video files or TFRecords.
 
-    The class names come from ``class_names`` or the data's ``classes.json`` (video annotations
-    build it when missing). With ``shuffle_time`` every clip's frames are permuted in time. With
+    The class names come from ``class_names``, a folder's class sub-folders, or the data's
+    ``classes.json`` (video annotations build it when missing). With ``shuffle_time`` every clip's frames are permuted in time. With
     ``input_context`` (``strategy.distribute_datasets_from_function``) the dataset reads only this
     input pipeline's share of the videos or TFRecords and ``batch_size`` is its batch; the
     :class:`DataInfo` still describes the whole data set."""
