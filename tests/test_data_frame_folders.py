@@ -78,6 +78,25 @@ def test_pipelines_skip_and_report_bad_frame_folders(tmp_path):
     assert [i.decode() for i in ids.numpy()] == ["good", "good"] and views.error_log.count == 2
 
 
+def test_annotation_lists_of_frame_folders(tmp_path):
+    import json
+
+    from autox3d_tf.data.annotations import check_videos_exist, load_annotations
+
+    write_frames(tmp_path / "frames" / "17", 3)
+    write_frames(tmp_path / "frames" / "18", 3)
+    (tmp_path / "frames" / "18.webm").write_bytes(b"x")  # a video file of the id wins over the folder
+    ssv2 = tmp_path / "val.json"
+    ssv2.write_text(json.dumps([{"id": "17", "template": "Pushing [something]"}, {"id": "18"}]))
+    ann = load_annotations(ssv2, video_root=tmp_path / "frames")
+    assert [r.path for r in ann.records] == [str(tmp_path / "frames" / "17"), str(tmp_path / "frames" / "18.webm")]
+    lst = tmp_path / "list.txt"
+    lst.write_text("frames/17 1\nframes/18/ 0\n")
+    listed = load_annotations(lst)
+    assert [r.video_id for r in listed.records] == ["17", "18"]
+    check_videos_exist(listed.records)
+
+
 def test_class_folders_of_frame_folders(tmp_path):
     from autox3d_tf.data.directory import directory_annotations
 

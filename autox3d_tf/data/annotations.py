@@ -12,7 +12,8 @@ Three formats, read into a list of :class:`VideoRecord`:
   video root; a path may name a frame folder (:mod:`~autox3d_tf.data.frame_folder`). Labels are all
   class indices, or all class names (mapped like Kinetics names, below).
 - Something-Something v2 JSON: a list of ``{"id", "template", ...}``; the class is the template with
-  its ``[something]`` brackets removed; files are ``{id}.webm`` (or any extension) under the root.
+  its ``[something]`` brackets removed; files are ``{id}.webm`` (or any extension) under the root,
+  or the frame folder ``{id}/`` in the root.
 
 - A folder of class sub-folders (:mod:`~autox3d_tf.data.directory`): its class names are its
   sub-folders' (no ``classes.json`` is read or written there).
@@ -300,7 +301,8 @@ def _ssv2(path: str, text: str, root: str) -> tuple[list[dict], list[str]]:
         if not isinstance(entry, dict) or "id" not in entry:
             raise ValueError(f"{path}:{line}: a Something-Something entry needs an \"id\", got {entry!r:.80}")
         vid = str(entry["id"])
-        file = files.get(vid) or os.path.join(root, f"{vid}.webm")
+        folder = os.path.join(root, vid)
+        file = files.get(vid) or (folder if os.path.isdir(folder) else os.path.join(root, f"{vid}.webm"))
         name = ssv2_class_name(entry["template"]) if "template" in entry else ""
         items.append({"path": file, "name": name, "video_id": vid})
     return items, []
