@@ -261,3 +261,29 @@ def test_cli_search_on_a_folder(videos, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 0, err[-3000:]
     assert json.loads((out / "search.json").read_text())["classes"] == 2
+
+
+EGOGESTAR = "/work/shared/data/egogestar"
+
+
+@pytest.mark.skipif(not os.path.isdir(EGOGESTAR), reason="the EgoGesture sample is not on this machine")
+def test_folder_of_links_to_real_videos_matches_their_csv(tmp_path):
+    """The Kinetics CSV of the real sample and a class-folder tree of links to the same files agree."""
+    from autox3d_tf.data.directory_pipeline import video_eval_dataset_from_directory
+
+    csv_ann = load_annotations(os.path.join(EGOGESTAR, "annotations.csv"), video_root=os.path.join(EGOGESTAR, "videos"),
+                               save_class_map=False)
+    root = tmp_path / "linked"
+    for r in csv_ann.records:
+        os.makedirs(root / r.label_name, exist_ok=True)
+        os.symlink(r.path, root / r.label_name / os.path.basename(r.path))
+    ann = directory_annotations(root)
+    assert ann.classes.names == sorted({r.label_name for r in csv_ann.records})
+    by_id = {r.video_id: r.label_name for r in csv_ann.records}
+    assert len(ann.records) == len(csv_ann.records)
+    assert all(by_id[os.path.basename(r.video_id)] == r.label_name for r in ann.records)
+    views = video_eval_dataset_from_directory(root, model=None, frames=2, rate=4, crop=32, num_clips=1, num_crops=1,
+                                              batch_size=2, validation_split=0.0131, subset="validation", seed=0)
+    (clips, labels, ids), = list(views)
+    assert clips.shape == (2, 2, 32, 32, 3) and views.error_log.count == 0
+    assert [ann.classes.names[y] for y in labels.numpy()] == [by_id[os.path.basename(i.decode())] for i in ids.numpy()]
