@@ -1,6 +1,6 @@
 """Annotation formats and the class-index map.
 
-Three formats, read into a list of :class:`VideoRecord`:
+Three formats and folders of videos, read into a list of :class:`VideoRecord`:
 
 - Kinetics CSV: ``label,youtube_id,time_start,time_end,split``. Files are looked up under the video
   root by name: ``{youtube_id}_{time_start:06d}_{time_end:06d}.*`` or ``{youtube_id}.*``, in any
@@ -14,7 +14,6 @@ Three formats, read into a list of :class:`VideoRecord`:
 - Something-Something v2 JSON: a list of ``{"id", "template", ...}``; the class is the template with
   its ``[something]`` brackets removed; files are ``{id}.webm`` (or any extension) under the root,
   or the frame folder ``{id}/`` in the root.
-
 - A folder of class sub-folders (:mod:`~autox3d_tf.data.directory`): its class names are its
   sub-folders' (no ``classes.json`` is read or written there).
 
@@ -171,7 +170,7 @@ def _parse_json(path: str, text: str):
 def _detect(path: str, text: str) -> str:
     if path.endswith(".json"):
         return "ssv2"
-    first = (text.splitlines() or [""])[0].strip().lower()
+    first = text.split("\n", 1)[0].strip().lower()
     if "youtube_id" in first and (path.endswith(".csv") or "label" in first):
         return "kinetics"
     return "slowfast"
