@@ -71,7 +71,7 @@ def test_pipelines_skip_and_report_bad_frame_folders(tmp_path):
     lst.write_text("frames/good 0\nframes/empty 1\nframes/broken 1\n")
     train = video_dataset(lst, None, frames=2, rate=1, crop=32, batch_size=1, seed=0)
     assert len(list(train)) == 1
-    assert sorted(train.error_log.paths) == sorted([str(tmp_path / "frames" / "broken"), str(tmp_path / "frames" / "empty")])
+    assert sorted(train.error_log.paths) == [str(tmp_path / "frames" / n) for n in ("broken", "empty")]
     views = video_eval_dataset(lst, None, frames=2, rate=1, crop=32, num_clips=2, num_crops=1, batch_size=8)
     (clips, labels, ids), = list(views)
     assert clips.shape == (2, 2, 32, 32, 3) and labels.numpy().tolist() == [0, 0]

@@ -127,42 +127,55 @@ def directory_annotations(
     _labels_argument(labels, class_names)
     ext = _extensions(extensions)
     if labels == "inferred":
-        subdirs = class_folders(directory)
-        if class_names is not None:
-            if not set(class_names).issubset(subdirs):
-                raise ValueError(f"The `class_names` passed did not match the names of the subdirectories of the "
-                                 f"target directory {directory}. Expected: {subdirs} (or a subset of it), but "
-                                 f"received: class_names={list(class_names)}")
-            subdirs = list(class_names)
-        if class_map is not None:
-            unknown = sorted(set(subdirs) - set(class_map.names))
-            if unknown:
-                raise ValueError(f"{directory}: {len(unknown)} class folders are not in the class map: {unknown[:10]}")
-        cmap = class_map if class_map is not None else ClassMap(list(subdirs))
-        index = cmap.index
-        items: list[tuple[str, int, str]] = []
-        for name in subdirs:
-            folder = os.path.join(directory, name)
-            items += [(path, index[name], name) for path in _videos_under(folder, ext, follow_links)]
+        cmap, items, searched = _inferred(directory, class_names, class_map, ext, follow_links)
     else:
-        paths = _videos_under(directory, ext, follow_links)
-        if labels is None:
-            cmap = class_map if class_map is not None else ClassMap([])
-            items = [(path, -1, "") for path in paths]
-        else:
-            if len(labels) != len(paths):
-                raise ValueError(f"Expected the lengths of `labels` to match the number of videos in the target "
-                                 f"directory. len(labels) is {len(labels)} while we found {len(paths)} videos in "
-                                 f"directory {directory}.")
-            cmap = class_map if class_map is not None else ClassMap([str(i) for i in range(max(labels, default=-1) + 1)])
-            items = [(path, int(y), cmap.names[y] if 0 <= y < len(cmap) else str(y)) for path, y in zip(paths, labels)]
+        cmap, items = _listed(directory, labels, class_map, ext, follow_links)
+        searched = [directory]
     if not items:
-        folders = [os.path.join(directory, n) for n in subdirs] if labels == "inferred" else [directory]
-        raise _no_videos(directory, folders, ext)
-    records = [VideoRecord(path=path, label=label, label_name=name,
-                           video_id=os.path.splitext(os.path.relpath(path, directory))[0].replace(os.sep, "/"))
+        raise _no_videos(directory, searched, ext)
+    records = [VideoRecord(path=path, label=label, label_name=name, video_id=_video_id(directory, path))
                for path, label, name in items]
     return Annotations(records=records, classes=cmap, source=directory, format=DIRECTORY_FORMAT)
+
+
+def _video_id(directory: str, path: str) -> str:
+    below = os.path.relpath(path, directory)
+    return (below if os.path.isdir(path) else os.path.splitext(below)[0]).replace(os.sep, "/")
+
+
+def _inferred(directory: str, class_names, class_map, ext, follow_links):
+    """``(class map, [(path, label, class name)], class folders)`` of the class sub-folders."""
+    subdirs = class_folders(directory)
+    if class_names is not None:
+        if not set(class_names).issubset(subdirs):
+            raise ValueError(f"The `class_names` passed did not match the names of the subdirectories of the "
+                             f"target directory {directory}. Expected: {subdirs} (or a subset of it), but "
+                             f"received: class_names={list(class_names)}")
+        subdirs = list(class_names)
+    if class_map is not None:
+        unknown = sorted(set(subdirs) - set(class_map.names))
+        if unknown:
+            raise ValueError(f"{directory}: {len(unknown)} class folders are not in the class map: {unknown[:10]}")
+    cmap = class_map if class_map is not None else ClassMap(list(subdirs))
+    folders = [os.path.join(directory, name) for name in subdirs]
+    items = [(path, cmap.index[name], name)
+             for name, folder in zip(subdirs, folders) for path in _videos_under(folder, ext, follow_links)]
+    return cmap, items, folders
+
+
+def _listed(directory: str, labels, class_map, ext, follow_links):
+    """``(class map, [(path, label, class name)])`` of every video below ``directory``, labelled -1
+    (``labels=None``) or by the list ``labels``."""
+    paths = _videos_under(directory, ext, follow_links)
+    if labels is None:
+        return (class_map if class_map is not None else ClassMap([])), [(path, -1, "") for path in paths]
+    if len(labels) != len(paths):
+        raise ValueError(f"Expected the lengths of `labels` to match the number of videos in the target "
+                         f"directory. len(labels) is {len(labels)} while we found {len(paths)} videos in "
+                         f"directory {directory}.")
+    top = max(labels, default=-1)
+    cmap = class_map if class_map is not None else ClassMap([str(i) for i in range(top + 1)])
+    return cmap, [(path, int(y), cmap.names[y] if 0 <= y < len(cmap) else str(y)) for path, y in zip(paths, labels)]
 
 
 def check_split_arguments(validation_split: float | None, subset: str | None, shuffle: bool, seed: int | None) -> None:
