@@ -168,7 +168,7 @@ def test_factories_build_small_clips(variant):
 
 def test_keras_applications_arguments():
     features = AutoX3D_XS(include_top=False, pooling="avg", input_shape=(4, 64, 64, 3))
-    assert tuple(features.output_shape) == (None, autox3d_spec("XS").head_width)
+    assert tuple(features.output_shape) == (None, autox3d_spec("XS").head_hidden)  # the pre-logit features
     logits = get_model("autox3d_xs", input_shape=(4, 32, 32, 3), classes=3, classifier_activation=None, dropout_rate=0.0)
     assert tuple(logits.output_shape) == (None, 3)
 

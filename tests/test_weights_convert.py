@@ -120,13 +120,15 @@ def test_wrong_number_of_classes_is_an_error(xs_reference):
 def test_include_top_false_skips_only_the_classifier(xs_reference):
     full = X3D_XS(weights=str(xs_reference["ptv"]), classifier_activation=None)
     for key in ("ptv", "psf"):
-        headless = X3D_XS(weights=str(xs_reference[key]), include_top=False, pooling="avg")
-        info = load_torch_weights(headless, xs_reference[key])
+        pooled = X3D_XS(weights=str(xs_reference[key]), include_top=False, pooling="avg")
+        info = load_torch_weights(pooled, xs_reference[key])
+        assert len(info["ignored_top"]) == 2  # proj / projection weight and bias: the pooled model keeps post_conv
+        feature_map = X3D_XS(weights=str(xs_reference[key]), include_top=False)
+        info = load_torch_weights(feature_map, xs_reference[key])
         assert len(info["ignored_top"]) == 3  # post_conv / lin_5 weight, proj / projection weight and bias
     headless = X3D_XS(weights=str(xs_reference["ptv"]), include_top=False, pooling="avg")
-    np.testing.assert_array_equal(
-        headless.get_layer("head_conv").get_weights()[0], full.get_layer("head_conv").get_weights()[0]
-    )
+    for layer in ("head_conv", "head_dense"):
+        np.testing.assert_array_equal(headless.get_layer(layer).get_weights()[0], full.get_layer(layer).get_weights()[0])
 
 
 def test_pyslowfast_fold_is_logged(xs_reference, xs_model, caplog):
@@ -170,8 +172,10 @@ def test_convert_refuses_bad_output_name_and_mismatch(xs_reference, tmp_path):
 def test_strict_keras_weights_loading(xs_reference, tmp_path):
     dst = tmp_path / "x3d_xs.weights.h5"
     convert_checkpoint(xs_reference["ptv"], dst, "X3D_XS")
+    small_head = X3D_XS(weights=str(dst), classes=10)  # fine-tuning: all but the classifier (test_finetune_weights)
+    assert small_head.pretrained_report.skipped == ["predictions"]
     with pytest.raises(WeightsMismatchError, match="Wrong shape"):
-        X3D_XS(weights=str(dst), classes=10)
+        load_keras_weights(X3D_XS(weights=None, classes=10), str(dst))  # the low-level loader is strict throughout
     other = get_model("X3D_S", weights=None)  # same widths, same depths: same variables -> loads
     load_keras_weights(other, str(dst))
     small = tmp_path / "small.weights.h5"

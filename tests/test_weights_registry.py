@@ -77,8 +77,6 @@ def test_factory_errors_before_any_download(monkeypatch, tmp_path):
 
     with pytest.raises(NoPretrainedWeightsError, match="X3D_XL has no pretrained weights"):
         X3D_XL(weights="kinetics400")
-    with pytest.raises(ValueError, match="`classes` must be 400"):
-        X3D_XS(weights="kinetics400", classes=10)
     with pytest.raises(NoPretrainedWeightsError, match="'imagenet'"):
         X3D_XS(weights="imagenet")
     assert not (tmp_path / "home").exists() or not any((tmp_path / "home").rglob("*.pyth"))
@@ -209,12 +207,9 @@ def test_validate_weights_argument_needs_no_model(tmp_path):
 
     assert validate_weights_argument("X3D_S", None) is None
     assert validate_weights_argument("X3D_S", "kinetics400") == "kinetics400"
-    assert validate_weights_argument("X3D_S", "kinetics400", include_top=False, classes=7) == "kinetics400"
     existing = tmp_path / "w.weights.h5"
     existing.write_bytes(b"")
     assert validate_weights_argument("X3D_S", str(existing)) == "path"
-    with pytest.raises(ValueError, match="`classes` must be 400"):
-        validate_weights_argument("X3D_S", "kinetics400", classes=10)
     with pytest.raises(NoPretrainedWeightsError, match="AutoX3D_M has no pretrained weights"):
         validate_weights_argument("AutoX3D_M", "kinetics400")
     with pytest.raises(ValueError, match="does not exist"):

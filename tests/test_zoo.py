@@ -273,10 +273,14 @@ def test_output_shapes_for_top_and_pooling():
 
     avg = X3D_XS(include_top=False, pooling="avg", input_shape=SMALL)
     mx = X3D_XS(include_top=False, pooling="max", input_shape=SMALL)
-    assert tuple(avg.output_shape) == tuple(mx.output_shape) == (None, 432)
+    assert tuple(avg.output_shape) == tuple(mx.output_shape) == (None, 2048)  # pre-logits: pooled, head_dense, ReLU
     for pooled, reduce in ((avg, np.mean), (mx, np.max)):
-        pooled.set_weights(features.get_weights())  # pooling adds no weights
-        np.testing.assert_allclose(run(pooled, x), reduce(fmap, axis=(1, 2, 3)), rtol=1e-5, atol=1e-6)
+        for layer in features.layers:
+            if layer.weights:
+                pooled.get_layer(layer.name).set_weights(layer.get_weights())
+        projection = pooled.get_layer("head_dense").get_weights()[0]
+        expected = np.maximum(reduce(fmap, axis=(1, 2, 3)) @ projection, 0.0)
+        np.testing.assert_allclose(run(pooled, x), expected, rtol=1e-4, atol=1e-5)
 
     top = X3D_XS(input_shape=SMALL, classes=10)
     probs = run(top, x)
@@ -374,7 +378,7 @@ def test_non_default_input_shapes_build_and_run():
     assert run(model, np.zeros((1, 1, 33, 45, 3), "float32")).shape == (1, 1, 2, 2, 432)
     model = X3D_XS(input_shape=(None, 64, 64, 3), include_top=False, pooling="avg")
     for frames in (3, 6):
-        assert run(model, np.zeros((2, frames, 64, 64, 3), "float32")).shape == (2, 432)
+        assert run(model, np.zeros((2, frames, 64, 64, 3), "float32")).shape == (2, 2048)
 
 
 def test_model_name_and_input_tensor():

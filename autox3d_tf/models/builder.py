@@ -194,12 +194,16 @@ def build_model(
 
     Args:
         spec: the architecture.
-        include_top: with the classifier (head projection, dropout, dense to ``classes``).
-            Without it the model ends at the head's 1x1x1 convolution + BN + ReLU feature map.
+        include_top: with the classifier (pooling, head projection, dropout, dense to ``classes``).
+            Without it, and without ``pooling``, the model ends at the head's 1x1x1 convolution +
+            BN + ReLU spatio-temporal feature map.
         input_shape: ``(frames, height, width, 3)``; defaults to the spec's clip.
         input_tensor: optional Keras tensor to use as the input.
         classes: number of classes of the classifier.
-        pooling: with ``include_top=False``: None (5D feature map), "avg" or "max".
+        pooling: with ``include_top=False``: None (the 5D feature map), "avg" or "max": the pooled
+            features through the head's projection (``head_dense`` + ReLU, 2048 wide for X3D, the
+            pre-logit features of the full model, whose pretrained weights it keeps) when the spec
+            has one.
         classifier_activation: activation of the last layer (None for logits).
         dropout_rate: dropout before the classifier.
         name: model name (default: the spec's name).
@@ -243,20 +247,20 @@ def build_model(
     head = PointwiseConv3D(spec.head_width, use_bias=g.fold, activation=relu, kernel_initializer=fresh_initializer(CONV_INIT), name=naming.HEAD_CONV)
     x = g.norm(x, head, naming.HEAD_BN, relu_name=naming.HEAD_RELU)
 
-    if include_top:
-        x = layers.GlobalAveragePooling3D(name=naming.HEAD_POOL)(x)
+    if include_top or pooling is not None:
+        if include_top or pooling == "avg":
+            x = layers.GlobalAveragePooling3D(name=naming.HEAD_POOL if include_top else naming.AVG_POOL)(x)
+        else:
+            x = layers.GlobalMaxPooling3D(name=naming.MAX_POOL)(x)
         if spec.head_hidden:
             x = layers.Dense(spec.head_hidden, use_bias=False, kernel_initializer=fresh_initializer(CONV_INIT), name=naming.HEAD_DENSE)(x)
             x = layers.ReLU(name=naming.HEAD_DENSE_RELU)(x)
+    if include_top:
         if dropout_rate > 0:
             x = layers.Dropout(dropout_rate, name=naming.HEAD_DROPOUT)(x)
         x = layers.Dense(
             classes, activation=classifier_activation, kernel_initializer=fresh_initializer(HEAD_INIT), name=naming.PREDICTIONS
         )(x)
-    elif pooling == "avg":
-        x = layers.GlobalAveragePooling3D(name=naming.AVG_POOL)(x)
-    elif pooling == "max":
-        x = layers.GlobalMaxPooling3D(name=naming.MAX_POOL)(x)
 
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import os
+from typing import Callable, Sequence, Union
 
 import keras
 
@@ -10,12 +11,14 @@ from autox3d_tf.arch.spec import ArchSpec
 from autox3d_tf.models.builder import build_model
 from autox3d_tf.weights import load_pretrained, validate_weights_argument
 
+WeightsArg = Union[str, os.PathLike, None]
+
 
 def build_zoo_model(
     model_name: str,
     spec: ArchSpec,
     *,
-    weights: str | None = None,
+    weights: WeightsArg = None,
     include_top: bool = True,
     input_shape: Sequence[int | None] | None = None,
     input_tensor=None,
@@ -26,11 +29,13 @@ def build_zoo_model(
     name: str | None = None,
     include_preprocessing: bool = False,
 ) -> keras.Model:
-    """Builds ``spec`` and loads ``weights`` (None, a registered dataset name, or a file path)."""
-    if weights is not None and not isinstance(weights, str):
-        raise ValueError(f"`weights` must be None, a dataset name such as 'kinetics400', or a path; got {weights!r}.")
-    if weights is not None:
-        validate_weights_argument(model_name, weights, include_top=include_top, classes=classes)
+    """Builds ``spec`` and loads ``weights`` (None, a registered dataset name, a file or a run folder).
+
+    With weights, ``classes`` may differ from theirs: every tensor but the classifier is loaded and
+    the classifier is freshly initialised (timm's ``num_classes``). What was loaded is in the model's
+    ``pretrained_report`` (`autox3d_tf.weights.PretrainedReport`).
+    """
+    validate_weights_argument(model_name, weights)
     model = build_model(
         spec,
         include_top=include_top,
@@ -43,8 +48,7 @@ def build_zoo_model(
         name=name,
         include_preprocessing=include_preprocessing,
     )
-    if weights is not None:
-        load_pretrained(model, model_name, weights, include_top=include_top, classes=classes)
+    model.pretrained_report = None if weights is None else load_pretrained(model, model_name, weights)
     return model
 
 
@@ -53,7 +57,7 @@ def make_factory(model_name: str, spec_fn: Callable[[], ArchSpec], doc: str) -> 
 
     def factory(
         *,
-        weights: str | None = None,
+        weights: WeightsArg = None,
         include_top: bool = True,
         input_shape=None,
         input_tensor=None,
