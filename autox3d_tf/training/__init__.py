@@ -7,6 +7,7 @@
 Modules: :mod:`~autox3d_tf.training.recipe` (optimizer, schedule, weight decay),
 :mod:`~autox3d_tf.training.strategy` (picking a distribution strategy),
 :mod:`~autox3d_tf.training.data` (datasets, the time-shuffle control),
+:mod:`~autox3d_tf.training.finetune` (freezing, fine-tuning defaults),
 :mod:`~autox3d_tf.training.loops` (``train``), :mod:`~autox3d_tf.training.evaluation` (``evaluate``).
 """
 
@@ -28,6 +29,9 @@ _EXPORTS: dict[str, str] = {
     "permute_frames": "data",
     "train_dataset": "data",
     "eval_dataset": "data",
+    "freeze_before": "finetune",
+    "finetune_learning_rate": "finetune",
+    "layer_groups": "finetune",
     "TrainResult": "loops",
     "train": "loops",
     "load_run": "loops",

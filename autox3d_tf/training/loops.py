@@ -36,14 +36,16 @@ from autox3d_tf.data.clip import ClipSettings, resolve_clip
 from autox3d_tf.models.builder import build_model
 from autox3d_tf.training import strategy as strategies
 from autox3d_tf.training.data import eval_dataset, train_dataset
+from autox3d_tf.training.finetune import CLASSIFIER, FINETUNE_WARMUP_FRACTION, finetune_learning_rate, freeze_before
 from autox3d_tf.training.recipe import Recipe, build_optimizer, scaled_learning_rate
+from autox3d_tf.weights.loading import RUN_WEIGHTS_FILE, load_pretrained, validate_weights_argument
 
 __all__ = ["TrainResult", "train", "resolve_spec", "load_run", "load_trained_model", "precision_policy"]
 
 logger = logging.getLogger("autox3d_tf.training")
 
 RUN_FILE = "run.json"
-WEIGHTS_FILE = "final.weights.h5"
+WEIGHTS_FILE = RUN_WEIGHTS_FILE
 
 
 class MultiWorkerModel(keras.Model):
@@ -119,7 +121,8 @@ def _check_resume(run_dir: str, config: dict) -> None:
         return
     with open(path, encoding="utf-8") as f:
         old = json.load(f)
-    for key in ("spec", "classes", "clip", "batch_size", "epochs", "shuffle_frames"):
+    for key in ("spec", "classes", "clip", "batch_size", "epochs", "shuffle_frames", "weights", "unfreeze_from",
+                "augmentation"):
         if old.get(key) != config.get(key):
             raise ValueError(
                 f"{run_dir} holds a different run ({key} differs: {old.get(key)!r} != {config.get(key)!r}); "
@@ -155,10 +158,13 @@ def train(
     classes: Sequence[str] | str | None = None,
     train_split: str | None = None,
     val_split: str | None = None,
+    flip: bool = True,
     shuffle_frames: bool = False,
     mixed_precision: bool | str = False,
     strategy: str | tf.distribute.Strategy = "auto",
-    init_weights: str | os.PathLike | None = None,
+    weights: str | os.PathLike | None = None,
+    freeze_backbone: bool = False,
+    unfreeze_from: str | None = None,
     seed: int | None = 0,
     verbose: int | str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -166,28 +172,47 @@ def train(
     """Trains a zoo model or an ``ArchSpec`` on a video dataset with the X3D recipe.
 
     Args:
-      train_data: annotation file (Kinetics CSV, PySlowFast list, SSv2 JSON) or TFRecord shards.
+      train_data: annotation file (Kinetics CSV, PySlowFast list, SSv2 JSON), a folder of class
+        subfolders, or TFRecord shards.
       model: zoo model: the architecture (unless ``spec``) and the default clip settings.
       spec: an ``ArchSpec`` or a JSON file (e.g. a search result) to train instead of ``model``'s.
       out_dir: the run folder (resumed when it holds an unfinished run of the same configuration).
       val_data: optional validation data, scored once per epoch on one centre view per video.
       epochs, batch_size: epochs and global batch size (split over the replicas).
       steps_per_epoch: default: training examples // batch_size (at least 1).
-      learning_rate: peak learning rate; default ``recipe.base_learning_rate`` scaled to the batch.
-      warmup_epochs: linear warm-up; default ``recipe.warmup_fraction`` of the run.
+      learning_rate: peak learning rate; default ``recipe.base_learning_rate`` scaled to the batch
+        (a tenth of it when fine-tuning from ``weights``: `finetune_learning_rate`).
+      warmup_epochs: linear warm-up; default ``recipe.warmup_fraction`` of the run (when
+        fine-tuning: ``FINETUNE_WARMUP_FRACTION``, 5%).
       recipe: momentum, weight decay (not on BatchNorm / biases), dropout, label smoothing...
-      frames, rate, crop, test_crop, scale_range: override the clip settings.
+      frames, rate, crop, test_crop, scale_range: override the clip settings (``scale_range``: the
+        short-side scale jitter ``(min, max)`` of training clips).
       classes: class names or a class-map file (default: the data's ``classes.json``).
+      flip: random horizontal flips of training clips. Turn them off when a class names a
+        direction (left / right swipes, clockwise / counter-clockwise).
       shuffle_frames: permute every clip's frames in time (train and validation): no motion.
       mixed_precision: False, True (float16 on GPU, bfloat16 on CPU) or a Keras policy name.
       strategy: "auto" (see :func:`~autox3d_tf.training.strategy.pick_strategy`), a name, or a strategy.
-      init_weights: ``.weights.h5`` to start from (layers whose shapes differ are skipped).
+      weights: pretrained weights to start from: a registered dataset name ("kinetics400"), a
+        PyTorch checkpoint, a ``.weights.h5`` file or a run folder. Loaded strictly; only the
+        classifier is left out when its number of classes differs (see `load_pretrained`).
+      freeze_backbone: train only the classifier (every other layer frozen, BatchNorm in
+        inference mode).
+      unfreeze_from: freeze the layer groups before this one ("stem", "stage1", ..., "head",
+        "classifier"; see `autox3d_tf.training.finetune`) and train the rest.
       seed: seeds weights initialisation and the data pipeline.
       verbose: ``model.fit`` verbosity (1: progress bar).
       callbacks: extra Keras callbacks (run after the run's own).
     """
     t0 = time.time()
     arch, zoo_name = resolve_spec(model, spec)
+    if freeze_backbone and unfreeze_from is not None:
+        raise ValueError("give freeze_backbone or unfreeze_from, not both")
+    if freeze_backbone:
+        unfreeze_from = CLASSIFIER
+    if unfreeze_from is not None and weights is None:
+        raise ValueError("freezing layers needs pretrained `weights` to start from")
+    validate_weights_argument(zoo_name, weights)
     clip: ClipSettings = resolve_clip(zoo_name, arch if spec is not None else None, frames, rate, crop,
                                       test_crop, scale_range)
     if clip.train_crop < arch.total_stride:
@@ -203,7 +228,8 @@ def train(
 
     def make_train(batch: int, ctx: tf.distribute.InputContext | None) -> tf.data.Dataset:
         ds, data_info = train_dataset(train_data, zoo_name, clip, batch_size=batch, class_names=classes,
-                                      split=train_split, seed=seed, shuffle_time=shuffle_frames, input_context=ctx)
+                                      split=train_split, seed=seed, shuffle_time=shuffle_frames, flip=flip,
+                                      input_context=ctx)
         infos.append(data_info)
         return ds
 
@@ -214,9 +240,14 @@ def train(
         raise ValueError(f"need at least 2 classes, the class map of {train_data} has {num_classes}")
     steps = int(steps_per_epoch or max(info.num_examples // batch_size, 1))
     total_steps = steps * epochs
-    peak = scaled_learning_rate(batch_size, recipe) if learning_rate is None else float(learning_rate)
+    finetuning = weights is not None
+    if learning_rate is not None:
+        peak = float(learning_rate)
+    else:
+        peak = finetune_learning_rate(batch_size, recipe) if finetuning else scaled_learning_rate(batch_size, recipe)
+    warmup_fraction = FINETUNE_WARMUP_FRACTION if finetuning else recipe.warmup_fraction
     warmup_steps = (int(round(warmup_epochs * steps)) if warmup_epochs is not None
-                    else int(round(recipe.warmup_fraction * total_steps)))
+                    else int(round(warmup_fraction * total_steps)))
     val_ds, val_steps = None, None
     if val_data is not None:
         views, val_info = eval_dataset(val_data, zoo_name, clip, batch_size=batch_size, num_clips=1, num_crops=1,
@@ -243,7 +274,10 @@ def train(
         "learning_rate": peak,
         "warmup_steps": warmup_steps,
         "recipe": recipe.to_dict(),
+        "augmentation": {"flip": bool(flip), "scale_range": list(clip.scale_range)},
         "shuffle_frames": bool(shuffle_frames),
+        "weights": None if weights is None else os.fspath(weights),
+        "unfreeze_from": unfreeze_from,
         "precision": policy,
         "strategy": strategies.describe(dist),
         "seed": seed,
@@ -263,8 +297,10 @@ def train(
         with dist.scope():
             net = build_model(arch, input_shape=(clip.frames, None, None, 3), classes=num_classes,
                               classifier_activation=None, dropout_rate=recipe.dropout_rate, name=arch.name)
-            if init_weights is not None:
-                net.load_weights(os.fspath(init_weights), skip_mismatch=True)
+            pretrained = None if weights is None else load_pretrained(net, zoo_name, weights)
+            if pretrained is not None:
+                logger.info(pretrained.summary())
+            layers_frozen = freeze_before(net, unfreeze_from)["frozen"] if unfreeze_from is not None else []
             trained = net
             if policy != "float32":  # float32 logits for the loss and metrics (Keras' mixed-precision advice)
                 logits = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(net.output)
@@ -307,17 +343,22 @@ def train(
     # A clean float32 copy of the weights (no optimizer state), loadable into the zoo model.
     clean = build_model(arch, input_shape=(clip.frames, None, None, 3), classes=num_classes,
                         classifier_activation="softmax", name=arch.name)
-    clean.set_weights([w for w in net.get_weights()])
+    for layer in clean.layers:  # by name: freezing may reorder a model's weight list
+        if layer.weights:
+            layer.set_weights(net.get_layer(layer.name).get_weights())
     weights_path = os.path.join(own_dir, WEIGHTS_FILE)
     clean.save_weights(weights_path)
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     seconds = time.time() - t0
     final = {k: v[-1] for k, v in hist.items() if v}
+    loaded = None if pretrained is None else {**pretrained.to_dict(), "loaded_layers": len(pretrained.loaded_layers)}
     _write_json(os.path.join(own_dir, RUN_FILE),
                 {**config, "completed": True, "initial_epoch": initial_epoch, "final_metrics": final,
-                 "seconds": round(seconds, 1)})
+                 "seconds": round(seconds, 1), "pretrained": loaded, "frozen_layers": layers_frozen})
+    extra = {"pretrained": loaded, "frozen_layers": layers_frozen,
+             "pretrained_summary": None if pretrained is None else pretrained.summary()}
     return TrainResult(run_dir=own_dir, model=trained, history=hist, weights_path=weights_path, config=config,
-                       initial_epoch=initial_epoch, seconds=seconds)
+                       initial_epoch=initial_epoch, seconds=seconds, extra=extra)
 
 
 def load_run(run_dir: str | os.PathLike) -> dict:

@@ -54,6 +54,10 @@ class FlagSet:
     def list(self, name: str, default: list[str] | None, help: str) -> None:
         flags.DEFINE_list(name, default, help, flag_values=self.values)
 
+    def alias(self, name: str, original: str) -> None:
+        """``--name`` is another spelling of the flag ``--original``."""
+        flags.DEFINE_alias(name, original, flag_values=self.values)
+
     def help_text(self) -> str:
         """The workflow's description and its flags, as ``--help`` prints them."""
         flags_help = self.values.get_help(include_special_flags=False).replace(f"{__name__}:\n", "")

@@ -1,8 +1,16 @@
-r"""Train a zoo model or an ArchSpec JSON on a video dataset with the X3D recipe.
+r"""Train a zoo model or an ArchSpec JSON on a video dataset with the X3D recipe, from scratch or
+fine-tuning pretrained weights.
 
     autox3d train --train_data data/train.csv --val_data data/val.csv \
         --model X3D_XS --out_dir runs/xs --epochs 30 --batch_size 16
+    autox3d train --train_data my_videos/ --model X3D_S --weights kinetics400 \
+        --freeze_backbone --noflip --out_dir runs/mine      # fine-tune on a folder of class subfolders
     python training/train.py ... (the same flags, from a source checkout)
+
+Fine-tuning (--weights): every pretrained tensor is loaded but the classifier when the number of
+classes differs (said in one line); the peak learning rate defaults to a tenth of the from-scratch
+one and the warm-up to 5% of the run; --freeze_backbone trains only the classifier, --unfreeze_from
+trains from a given stage on (frozen BatchNorm layers run in inference mode).
 
 SGD momentum 0.9, cosine learning rate with linear warm-up, L2 weight decay 5e-5 (not on BatchNorm
 or biases), dropout 0.5, optional label smoothing; MirroredStrategy when several devices are
@@ -20,17 +28,20 @@ from autox3d_tf.workflows.flagset import FlagSet
 
 FLAGS = FlagSet("autox3d train", __doc__)
 
-FLAGS.string("train_data", None, "Training data: annotation file (Kinetics CSV, PySlowFast list, SSv2 JSON) "
-             "or TFRecord shards (glob or to-tfrecord prefix).")
-FLAGS.string("val_data", None, "Optional validation data (one centre view per video, every epoch).")
+FLAGS.string("train_data", None, "Training data: annotation file (Kinetics CSV, PySlowFast list, SSv2 JSON), "
+             "a folder of class subfolders (videos or frame folders), or TFRecord shards (glob or to-tfrecord "
+             "prefix).")
+FLAGS.string("val_data", None, "Optional validation data, in any of --train_data's forms (one centre view per "
+             "video, every epoch).")
 FLAGS.string("model", "X3D_XS", "Zoo model: the architecture (unless --spec) and the default clip settings.")
 FLAGS.string("spec", None, "ArchSpec JSON to train instead of --model's architecture (e.g. a search result).")
 FLAGS.string("out_dir", "runs/train", "Run folder: weights, run.json, logs, checkpoints.")
 FLAGS.integer("epochs", 10, "Epochs.")
 FLAGS.integer("batch_size", 8, "Global batch size (split over replicas).")
 FLAGS.integer("steps_per_epoch", None, "Steps per epoch (default: training videos // batch size).")
-FLAGS.float("learning_rate", None, "Peak learning rate (default: 1.6 x batch / 1024, the X3D recipe; AdamW: 2e-3).")
-FLAGS.float("warmup_epochs", None, "Linear warm-up epochs (default: 35/300 of the run).")
+FLAGS.float("learning_rate", None, "Peak learning rate (default: 1.6 x batch / 1024, the X3D recipe; AdamW: 2e-3; "
+            "a tenth of it with --weights).")
+FLAGS.float("warmup_epochs", None, "Linear warm-up epochs (default: 35/300 of the run; 5% with --weights).")
 FLAGS.enum("optimizer", "sgd", ["sgd", "adamw"], "sgd: the X3D recipe (SGD momentum, L2 weight decay); "
            "adamw: AdamW (decoupled weight decay, --momentum as beta_1), quicker on small data.")
 FLAGS.float("momentum", 0.9, "SGD momentum (AdamW: beta_1).")
@@ -41,6 +52,10 @@ FLAGS.integer("frames", None, "Frames per clip (default: the model's).")
 FLAGS.integer("rate", None, "Frame sampling rate (default: the model's).")
 FLAGS.integer("crop", None, "Training crop (default: the model's; test crop and scale jitter follow).")
 FLAGS.integer("test_crop", None, "Validation / test crop.")
+FLAGS.list("scale_jitter", None, "MIN,MAX: the short-side scale jitter range of training clips, in pixels "
+           "(default: the model's, scaled with --crop).")
+FLAGS.boolean("flip", True, "Random horizontal flips of training clips. --noflip when a class names a direction "
+              "(left / right swipes, clockwise / counter-clockwise): a flip turns it into the other class.")
 FLAGS.string("classes", None, "Class-map file (default: classes.json beside the data).")
 FLAGS.string("train_split", None, "Kinetics CSV: keep rows of this split for training.")
 FLAGS.string("val_split", None, "Kinetics CSV: keep rows of this split for validation.")
@@ -49,10 +64,28 @@ FLAGS.boolean("mixed_precision", False, "Mixed precision (float16 on GPU, bfloat
 FLAGS.enum("strategy", "auto", ["auto", "default", "mirrored", "multi_worker"],
            "Distribution strategy (auto: TF_CONFIG -> multi-worker; several devices -> mirrored).")
 FLAGS.integer("cpu_devices", 0, "Split the CPU into this many logical devices (MirroredStrategy without GPUs).")
-FLAGS.string("init_weights", None, "Weights (.weights.h5) to start from; mismatched layers are skipped.")
+FLAGS.string("weights", None, "Pretrained weights to fine-tune: a registered dataset (kinetics400), a PyTorch "
+             "checkpoint, a .weights.h5 file or a run folder. Strict: only the classifier is left out when the "
+             "number of classes differs.")
+FLAGS.alias("init_weights", "weights")
+FLAGS.boolean("freeze_backbone", False, "With --weights: train only the classifier (BatchNorm in inference mode).")
+FLAGS.string("unfreeze_from", None, "With --weights: freeze the layers before this group and train the rest: stem, "
+             "stage1 ... stage4, head or classifier.")
 FLAGS.integer("seed", 0, "Random seed (weights and data).")
 FLAGS.integer("verbose", 1, "0: silent, 1: progress bar, 2: one line per epoch.")
 FLAGS.boolean("json", False, "Print the result as JSON.")
+
+
+def _scale_range(values: list[str] | None) -> tuple[int, int] | None:
+    if values is None:
+        return None
+    try:
+        low, high = (int(v) for v in values)
+    except ValueError:
+        raise app.UsageError(f"--scale_jitter must be MIN,MAX in pixels, got {','.join(values)!r}") from None
+    if not 0 < low <= high:
+        raise app.UsageError(f"--scale_jitter needs 0 < MIN <= MAX, got {low},{high}")
+    return low, high
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,10 +125,14 @@ def run() -> int:
         classes=FLAGS.classes,
         train_split=FLAGS.train_split,
         val_split=FLAGS.val_split,
+        scale_range=_scale_range(FLAGS.scale_jitter),
+        flip=FLAGS.flip,
         shuffle_frames=FLAGS.shuffle_frames,
         mixed_precision=FLAGS.mixed_precision,
         strategy=FLAGS.strategy,
-        init_weights=FLAGS.init_weights,
+        weights=FLAGS.weights,
+        freeze_backbone=FLAGS.freeze_backbone,
+        unfreeze_from=FLAGS.unfreeze_from,
         seed=FLAGS.seed,
         verbose=FLAGS.verbose,
     )
@@ -108,6 +145,8 @@ def run() -> int:
         "strategy": result.config["strategy"],
         "precision": result.config["precision"],
         "seconds": round(result.seconds, 1),
+        "pretrained": result.extra.get("pretrained"),
+        "frozen_layers": len(result.extra.get("frozen_layers", [])),
     }
     if FLAGS.json:
         print(json.dumps(summary, indent=1))
@@ -116,6 +155,8 @@ def run() -> int:
               f"in {summary['seconds']} s; resumed at epoch {result.initial_epoch}" if result.initial_epoch
               else f"trained {result.config['spec']['name']} ({summary['strategy']}, {summary['precision']}) "
               f"in {summary['seconds']} s")
+        if summary["pretrained"]:
+            print(f"  {result.extra['pretrained_summary']}; {summary['frozen_layers']} layers frozen")
         for k, v in summary["final_metrics"].items():
             print(f"  {k}: {v:.4f}")
         print(f"weights: {result.weights_path}")
