@@ -162,6 +162,18 @@ def test_frame_folders_through_tfrecord_and_back(converted):
         assert np.abs(got.astype(int) - frames[name]).mean() < 4  # JPEG quality 90 of the PNG frames
 
 
+def test_training_from_the_converted_frame_folders(converted):
+    from autox3d_tf.data.clip import resolve_clip
+    from autox3d_tf.training.data import train_dataset
+
+    tmp, _, _ = converted
+    clip = resolve_clip(None, frames=2, rate=2, crop=32)
+    ds, info = train_dataset(str(tmp / "out" / "train"), None, clip, batch_size=2, seed=0, repeat=False)
+    (clips, labels), = list(ds)
+    assert info.kind == "tfrecord" and info.class_names == ["clap", "wave"] and info.num_examples == 2
+    assert clips.shape == (2, 2, 32, 32, 3) and sorted(np.argmax(labels.numpy(), axis=1).tolist()) == [0, 1]
+
+
 def test_cli_to_tfrecord_on_a_folder(converted, capsys):
     from autox3d_tf.cli.main import main
 

@@ -75,17 +75,21 @@ def is_tfrecord_source(source: str | os.PathLike) -> bool:
 
 def load_class_names(source: str, classes: Sequence[str] | str | None = None) -> list[str] | None:
     """Class names: ``classes`` (a list, or a class-map file), else a folder's class sub-folders,
-    else ``classes.json`` beside the data (annotation file or TFRecord shards), else None."""
+    else ``{prefix}.classes.json`` (what ``to-tfrecord`` writes beside its shards), else
+    ``classes.json`` beside the data (annotation file or TFRecord shards), else None."""
     from autox3d_tf.data.annotations import CLASS_MAP_FILENAME, ClassMap
     from autox3d_tf.data.directory import class_folders
 
     if classes is not None:
         return list(ClassMap.load(classes).names) if isinstance(classes, (str, os.PathLike)) else list(classes)
-    if os.path.isdir(os.fspath(source)):
+    source = os.fspath(source)
+    if os.path.isdir(source):
         return class_folders(source) or None
-    folder = os.path.dirname(os.path.abspath(os.fspath(source)))
-    path = os.path.join(folder, CLASS_MAP_FILENAME)
-    return list(ClassMap.load(path).names) if os.path.exists(path) else None
+    beside = os.path.join(os.path.dirname(os.path.abspath(source)), CLASS_MAP_FILENAME)
+    for path in (f"{source}.classes.json", beside):
+        if os.path.isfile(path):
+            return list(ClassMap.load(path).names)
+    return None
 
 
 @dataclass
