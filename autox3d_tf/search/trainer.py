@@ -76,16 +76,19 @@ def search_input(
     train_split: str | None = None,
     held_out_split: str | None = None,
     class_names: Sequence[str] | None = None,
+    flip: bool | None = None,
+    scale_range: Sequence[int] | None = None,
 ) -> tf.data.Dataset | tf.distribute.DistributedDataset:
     """The input of ``ArchitectureSearch.fit`` (see `search_dataset`) from video annotation files
     (Kinetics CSV with ``*_split``, PySlowFast list, SSv2 JSON), folders of class sub-folders or
     TFRecord shards, endless. ``class_names`` (the training data's) label the videos of both
-    sources alike.
+    sources alike. ``flip`` (default: on, except for Something-Something annotations) and
+    ``scale_range`` (the short-side scale jitter) augment the clips of both.
 
     ``batch_size`` is the global batch of both steps. Under a multi-worker
     ``MultiWorkerMirroredStrategy`` every worker decodes only its share of both sources (see
     `autox3d_tf.training.strategy.dataset_per_worker`)."""
-    clip = dict(frames=frames, rate=rate, crop=crop)
+    clip = dict(frames=frames, rate=rate, crop=crop, flip=flip, scale_range=scale_range)
 
     def make(batch: int, ctx: tf.distribute.InputContext | None) -> tf.data.Dataset:
         return search_dataset(_clips(train_source, train_split, batch, ctx, class_names, seed=seed, **clip),

@@ -158,7 +158,7 @@ def train(
     classes: Sequence[str] | str | None = None,
     train_split: str | None = None,
     val_split: str | None = None,
-    flip: bool = True,
+    flip: bool | None = None,
     shuffle_frames: bool = False,
     mixed_precision: bool | str = False,
     strategy: str | tf.distribute.Strategy = "auto",
@@ -188,8 +188,8 @@ def train(
       frames, rate, crop, test_crop, scale_range: override the clip settings (``scale_range``: the
         short-side scale jitter ``(min, max)`` of training clips).
       classes: class names or a class-map file (default: the data's ``classes.json``).
-      flip: random horizontal flips of training clips. Turn them off when a class names a
-        direction (left / right swipes, clockwise / counter-clockwise).
+      flip: random horizontal flips of training clips (default None: on, except for
+        Something-Something annotations). Turn them off when a class names a direction (left / right swipes, clockwise / counter-clockwise).
       shuffle_frames: permute every clip's frames in time (train and validation): no motion.
       mixed_precision: False, True (float16 on GPU, bfloat16 on CPU) or a Keras policy name.
       strategy: "auto" (see :func:`~autox3d_tf.training.strategy.pick_strategy`), a name, or a strategy.
@@ -274,7 +274,7 @@ def train(
         "learning_rate": peak,
         "warmup_steps": warmup_steps,
         "recipe": recipe.to_dict(),
-        "augmentation": {"flip": bool(flip), "scale_range": list(clip.scale_range)},
+        "augmentation": {"flip": None if flip is None else bool(flip), "scale_range": list(clip.scale_range)},
         "shuffle_frames": bool(shuffle_frames),
         "weights": None if weights is None else os.fspath(weights),
         "unfreeze_from": unfreeze_from,

@@ -28,6 +28,7 @@ from typing import Sequence
 from absl import app
 
 from autox3d_tf.search.space import SPACE_PRESETS
+from autox3d_tf.workflows.augmentation_flags import define_augmentation_flags, parse_scale_jitter
 from autox3d_tf.workflows.flagset import FlagSet
 
 __all__ = ["main", "probabilistic_search", "resolve_macs_target"]
@@ -71,6 +72,7 @@ FLAGS.integer("min_samples", 2, "K never falls below this as the entropy drops."
 FLAGS.integer("frames", 8, "Frames per clip (the MACs refer to this clip).")
 FLAGS.integer("rate", 2, "Frame sampling rate.")
 FLAGS.integer("crop", 64, "Crop size (the MACs refer to this size).")
+define_augmentation_flags(FLAGS)
 FLAGS.enum("strategy", "auto", ["auto", "default", "mirrored", "multi_worker"],
            "tf.distribute strategy (auto: TF_CONFIG -> multi-worker; several devices -> mirrored).")
 FLAGS.integer("cpu_devices", 0, "Split the CPU into this many logical devices (MirroredStrategy without GPUs).")
@@ -119,6 +121,8 @@ def probabilistic_search(
     frames: int = 8,
     rate: int = 2,
     crop: int = 64,
+    flip: bool | None = None,
+    scale_range: tuple[int, int] | None = None,
     strategy: str = "auto",
     cpu_devices: int = 0,
     seed: int = 0,
@@ -129,8 +133,9 @@ def probabilistic_search(
 
     ``space`` is a preset of :data:`autox3d_tf.search.space.SPACE_PRESETS`; the MACs budget is
     :func:`resolve_macs_target`'s. Weights train on ``train_split``, the distribution on
-    ``held_out_data`` / ``held_out_split`` (default: the same file's ``val`` rows). Returns the
-    summary written to ``search.json``.
+    ``held_out_data`` / ``held_out_split`` (default: the same file's ``val`` rows). ``flip`` (default:
+    on, off for Something-Something) and ``scale_range`` augment the clips of both; turn flips off
+    when a class names a direction. Returns the summary written to ``search.json``.
     """
     import keras
 
@@ -161,7 +166,7 @@ def probabilistic_search(
 
     dataset = search_input(dist, data, held_out_data or data, batch_size=batch_size, frames=frames, rate=rate,
                            crop=crop, seed=seed, train_split=train_split, held_out_split=held_out_split,
-                           class_names=train_ann.classes.names)
+                           class_names=train_ann.classes.names, flip=flip, scale_range=scale_range)
     keras.utils.set_random_seed(seed)
     with dist.scope():
         model = ArchitectureSearch(
@@ -194,6 +199,7 @@ def probabilistic_search(
         "space": search_space.name,
         "classes": classes,
         "clip": [frames, crop, crop],
+        "augmentation": {"flip": flip, "scale_range": None if scale_range is None else list(scale_range)},
         "macs_target": target,
         "derived_macs": macs,
         "derived_within_target": bool(macs <= target),
@@ -260,7 +266,7 @@ def run() -> int:
         warmup_epochs=FLAGS.warmup_epochs, steps_per_epoch=FLAGS.steps_per_epoch, batch_size=FLAGS.batch_size,
         optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate, arch_learning_rate=FLAGS.arch_learning_rate,
         num_samples=FLAGS.num_samples, min_samples=FLAGS.min_samples, frames=FLAGS.frames, rate=FLAGS.rate,
-        crop=FLAGS.crop, strategy=FLAGS.strategy, cpu_devices=FLAGS.cpu_devices, seed=FLAGS.seed,
+        crop=FLAGS.crop, flip=FLAGS.flip, scale_range=parse_scale_jitter(FLAGS.scale_jitter), strategy=FLAGS.strategy, cpu_devices=FLAGS.cpu_devices, seed=FLAGS.seed,
         history_every=FLAGS.history_every, plots=FLAGS.plots,
     )
     return 0

@@ -24,6 +24,7 @@ import json
 
 from absl import app
 
+from autox3d_tf.workflows.augmentation_flags import define_augmentation_flags, parse_scale_jitter
 from autox3d_tf.workflows.flagset import FlagSet
 
 FLAGS = FlagSet("autox3d train", __doc__)
@@ -52,10 +53,7 @@ FLAGS.integer("frames", None, "Frames per clip (default: the model's).")
 FLAGS.integer("rate", None, "Frame sampling rate (default: the model's).")
 FLAGS.integer("crop", None, "Training crop (default: the model's; test crop and scale jitter follow).")
 FLAGS.integer("test_crop", None, "Validation / test crop.")
-FLAGS.list("scale_jitter", None, "MIN,MAX: the short-side scale jitter range of training clips, in pixels "
-           "(default: the model's, scaled with --crop).")
-FLAGS.boolean("flip", True, "Random horizontal flips of training clips. --noflip when a class names a direction "
-              "(left / right swipes, clockwise / counter-clockwise): a flip turns it into the other class.")
+define_augmentation_flags(FLAGS)
 FLAGS.string("classes", None, "Class-map file (default: classes.json beside the data).")
 FLAGS.string("train_split", None, "Kinetics CSV: keep rows of this split for training.")
 FLAGS.string("val_split", None, "Kinetics CSV: keep rows of this split for validation.")
@@ -74,18 +72,6 @@ FLAGS.string("unfreeze_from", None, "With --weights: freeze the layers before th
 FLAGS.integer("seed", 0, "Random seed (weights and data).")
 FLAGS.integer("verbose", 1, "0: silent, 1: progress bar, 2: one line per epoch.")
 FLAGS.boolean("json", False, "Print the result as JSON.")
-
-
-def _scale_range(values: list[str] | None) -> tuple[int, int] | None:
-    if values is None:
-        return None
-    try:
-        low, high = (int(v) for v in values)
-    except ValueError:
-        raise app.UsageError(f"--scale_jitter must be MIN,MAX in pixels, got {','.join(values)!r}") from None
-    if not 0 < low <= high:
-        raise app.UsageError(f"--scale_jitter needs 0 < MIN <= MAX, got {low},{high}")
-    return low, high
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +111,7 @@ def run() -> int:
         classes=FLAGS.classes,
         train_split=FLAGS.train_split,
         val_split=FLAGS.val_split,
-        scale_range=_scale_range(FLAGS.scale_jitter),
+        scale_range=parse_scale_jitter(FLAGS.scale_jitter),
         flip=FLAGS.flip,
         shuffle_frames=FLAGS.shuffle_frames,
         mixed_precision=FLAGS.mixed_precision,
