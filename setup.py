@@ -18,6 +18,7 @@ setup(
         "absl-py",
         "av",
         "matplotlib",
+        "Pillow",
     ],
     extras_require={
         "train": ["tensorboard"],

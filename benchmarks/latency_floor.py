@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from autox3d_tf.layers import DepthwiseConv3D
     from autox3d_tf.models import fuse_for_inference
-    from autox3d_tf.zoo import get_config, get_model
+    from autox3d_tf.zoo import get_model_config, get_model
 
-    config = get_config(args.model)
+    config = get_model_config(args.model)
     inputs = bench.make_inputs(1, (*config.input_shape[:3], 3))
     full = fuse_for_inference(get_model(config.name))
     exact = bench.time_keras(full, inputs, runs=args.runs)

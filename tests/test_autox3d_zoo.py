@@ -23,7 +23,7 @@ from autox3d_tf.zoo import (
     AutoX3D_S,
     AutoX3D_XS,
     autox3d_spec,
-    get_config,
+    get_model_config,
     get_model,
     get_spec,
     list_models,
@@ -106,7 +106,7 @@ def _block_sequence(stage) -> str:
 def test_model_card_and_zoo_readme_describe_the_packaged_spec(variant):
     """zoo/AutoX3D_<V>.md and zoo/README.md state the architecture, MACs, budget share and scores of
     the spec that is packaged (computed here from the spec, not read from the cards' generator)."""
-    spec, x3d, config = get_spec(f"AutoX3D_{variant}"), x3d_spec(variant), get_config(f"AutoX3D_{variant}")
+    spec, x3d, config = get_spec(f"AutoX3D_{variant}"), x3d_spec(variant), get_model_config(f"AutoX3D_{variant}")
     macs = spec_macs(spec)
     card = _read("zoo", f"AutoX3D_{variant}.md")
     widths, depths = _cells(card, "widths / computing depths")[1].split(" / ")
@@ -132,7 +132,7 @@ def test_built_model_macs_and_params_equal_the_spec_and_card(variant):
     """The flops counter on the built Keras model (not the spec's formula) gives the spec's MACs, and
     the card's parameter count is the built model's."""
     model = FACTORIES[variant]()
-    assert tuple(model.input_shape) == (None, *get_config(f"X3D_{variant}").input_shape)
+    assert tuple(model.input_shape) == (None, *get_model_config(f"X3D_{variant}").input_shape)
     assert count_macs(model) == spec_macs(autox3d_spec(variant))
     card = _read("zoo", f"AutoX3D_{variant}.md")
     assert _number(_cells(card, "params")[1]) == count_params(model)
@@ -140,7 +140,7 @@ def test_built_model_macs_and_params_equal_the_spec_and_card(variant):
 
 @pytest.mark.parametrize("variant", list(FACTORIES))
 def test_config_has_the_x3d_clip_settings(variant):
-    auto, x3d = get_config(f"AutoX3D_{variant}"), get_config(f"X3D_{variant}")
+    auto, x3d = get_model_config(f"AutoX3D_{variant}"), get_model_config(f"X3D_{variant}")
     for field in ("frames", "sampling_rate", "train_crop", "test_crop", "train_scale", "mean", "std", "num_classes"):
         assert getattr(auto, field) == getattr(x3d, field), field
     assert auto.family == "autox3d"

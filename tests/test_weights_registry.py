@@ -50,10 +50,10 @@ def test_manifest_lists_official_x3d_checkpoints():
 
 
 def test_manifest_agrees_with_zoo_configs():
-    from autox3d_tf.zoo import get_config
+    from autox3d_tf.zoo import get_model_config
 
     for entry in list_weights():
-        config = get_config(entry.model)
+        config = get_model_config(entry.model)
         assert entry.input["frames"] == config.frames and entry.input["sampling_rate"] == config.sampling_rate
         assert entry.input["train_crop"] == config.train_crop and entry.input["test_crop"] == config.test_crop
 

@@ -53,10 +53,10 @@ def card(variant, bench_rows, acc_rows, bench_cmd, acc_cmd, acc_clip="8x48x48"):
     from autox3d_tf.arch.macs import spec_macs
     from autox3d_tf.flops import count_macs, count_params, stage_stats
     from autox3d_tf.search.entropy_score import entropy_score
-    from autox3d_tf.zoo import get_config, get_model, get_spec
+    from autox3d_tf.zoo import get_model_config, get_model, get_spec
 
     name = f"AutoX3D_{variant}"
-    spec, cfg, x3d = get_spec(name), get_config(name), x3d_spec(variant)
+    spec, cfg, x3d = get_spec(name), get_model_config(name), x3d_spec(variant)
     model = get_model(name)
     xmodel = get_model(f"X3D_{variant}")
     macs, xmacs = count_macs(model), count_macs(xmodel)

@@ -1,11 +1,12 @@
 """The named architectures of the package: each one's `ArchSpec` and default clip (timm's pretrained_cfg).
 
-    from autox3d_tf.arch.catalog import get_config, get_spec, list_architectures
-    get_config("x3d-s").frames      # 13; names are case-insensitive, '-' and '_' alike
+    from autox3d_tf.arch.catalog import architecture_config, get_spec, list_architectures
+    architecture_config("x3d-s").frames      # 13; names are case-insensitive, '-' and '_' alike
 
 Everything that needs a model's architecture or clip settings by name (the weights registry and
 converter, the data pipelines, training, export) reads it here; the zoo (`autox3d_tf.zoo`) adds a
-keras.applications-style factory per name on top.
+keras.applications-style factory per name on top, and `autox3d_tf.zoo.get_model_config` adds the
+pretrained weights and label names that exist.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def list_architectures() -> list[str]:
     return list(_CATALOG)
 
 
-def get_config(name: str) -> ModelConfig:
+def architecture_config(name: str) -> ModelConfig:
     """The default input configuration of a named architecture (case-insensitive name)."""
     return _entry(name).config
 

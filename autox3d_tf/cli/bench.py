@@ -63,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
 
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read once, when torch loads libgomp
     try:
-        from autox3d_tf.zoo import get_config
+        from autox3d_tf.zoo import get_model_config
 
-        name = get_config(args.model).name
+        name = get_model_config(args.model).name
         if args.compare:
             bench.check_reference_available(name)
         # Threads before TensorFlow initialises (bench.benchmark would be too late for nothing).

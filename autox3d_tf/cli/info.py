@@ -48,10 +48,10 @@ def _build(name: str, input_shape: tuple[int, int, int] | None, crop: str):
     from autox3d_tf.arch.catalog import ModelConfig
     from autox3d_tf.arch.spec import ArchSpec
     from autox3d_tf.models import build_model
-    from autox3d_tf.zoo import get_config, get_model
+    from autox3d_tf.zoo import get_model_config, get_model
 
     if not (name.endswith((".json", ".keras")) or os.path.exists(name)):
-        config = get_config(name)  # ValueError naming the valid models
+        config = get_model_config(name)  # ValueError naming the valid models
         if input_shape is not None:
             frames, height, width = (int(d) for d in input_shape)
         else:

@@ -33,9 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_predictor(model_name: str, weights: str):
     """The model at its test crop with ``weights`` loaded, and its input configuration."""
-    from autox3d_tf.zoo import get_config, get_model
+    from autox3d_tf.zoo import get_model_config, get_model
 
-    config = get_config(model_name)
+    config = get_model_config(model_name)
     model = get_model(
         config.name,
         weights=weights,

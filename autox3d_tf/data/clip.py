@@ -5,7 +5,7 @@
     resolve_clip("X3D_XS", crop=64)       # crop 64 / test 73, jitter [73, 91]: the model's ratios
 
 - :class:`ClipSettings`: frames, sampling rate, train / test crop, scale jitter, mean / std.
-- :func:`resolve_clip`: a named architecture's defaults (``autox3d_tf.arch.catalog.get_config``),
+- :func:`resolve_clip`: a named architecture's defaults (``autox3d_tf.arch.catalog.architecture_config``),
   then a spec's default clip, then explicit overrides. Every pipeline, training run, evaluation and
   benchmark resolves its clip here.
 """
@@ -34,9 +34,9 @@ class ClipSettings:
 
 
 def _model_clip(model: str) -> ClipSettings:
-    from autox3d_tf.arch.catalog import get_config
+    from autox3d_tf.arch.catalog import architecture_config
 
-    cfg = get_config(model)
+    cfg = architecture_config(model)
     return ClipSettings(cfg.frames, cfg.sampling_rate, cfg.train_crop, cfg.test_crop, tuple(cfg.train_scale),
                         tuple(cfg.mean), tuple(cfg.std))
 
@@ -59,7 +59,7 @@ def resolve_clip(
     test_crop: int | None = None,
     scale_range: Sequence[int] | None = None,
 ) -> ClipSettings:
-    """Clip settings: ``model``'s defaults (``autox3d_tf.arch.catalog.get_config``), then the spec's
+    """Clip settings: ``model``'s defaults (``autox3d_tf.arch.catalog.architecture_config``), then the spec's
     default clip (``input_frames``, ``input_size``) when a spec is given, then the explicit arguments
     (``crop`` is the training crop, ``test_crop`` the evaluation one).
 

@@ -121,14 +121,14 @@ def export_architecture(
     ``class_names`` default to Kinetics-400's; the network sees ``frames`` x ``crop`` (default: the
     model's clip and test crop); ``out_dir`` defaults to ``export/<spec name>``; ``tflite="auto"``
     converts X3D-XS / S."""
-    from autox3d_tf.arch.catalog import canonical_name, get_config
+    from autox3d_tf.arch.catalog import architecture_config, canonical_name
     from autox3d_tf.export.tflite import TFLITE_MODELS
     from autox3d_tf.models.builder import build_model
     from autox3d_tf.preprocessing import kinetics400_classes
     from autox3d_tf.zoo import get_model
 
     name = canonical_name(model or "X3D_XS")
-    cfg = get_config(name)
+    cfg = architecture_config(name)
     names = list(class_names) if class_names else list(kinetics400_classes())
     frames = frames or cfg.frames
     crop = crop or cfg.test_crop

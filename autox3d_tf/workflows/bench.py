@@ -281,9 +281,9 @@ def check_reference_available(model_name: str) -> str:
 
     Returns the X3D variant ("XS", "S", ...).
     """
-    from autox3d_tf.zoo import get_config
+    from autox3d_tf.zoo import get_model_config
 
-    config = get_config(model_name)
+    config = get_model_config(model_name)
     if config.family != "x3d":
         raise ReferenceUnavailableError(
             f"no {REFERENCE_NAME} reference for {config.name} (only the X3D family has one)."
@@ -363,9 +363,9 @@ def benchmark(
         tflite: also time the TFLite export (batch 1 only: the export has a fixed batch of 1).
         log: optional progress callback.
     """
-    from autox3d_tf.zoo import get_config, get_model
+    from autox3d_tf.zoo import get_model_config, get_model
 
-    config = get_config(model_name)
+    config = get_model_config(model_name)
     if compare:
         check_reference_available(config.name)  # fail before spending minutes on our side
     if threads is not None:

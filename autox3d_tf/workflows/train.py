@@ -54,9 +54,10 @@ FLAGS.integer("rate", None, "Frame sampling rate (default: the model's).")
 FLAGS.integer("crop", None, "Training crop (default: the model's; test crop and scale jitter follow).")
 FLAGS.integer("test_crop", None, "Validation / test crop.")
 define_augmentation_flags(FLAGS)
-FLAGS.string("classes", None, "Class-map file (default: classes.json beside the data).")
-FLAGS.string("train_split", None, "Kinetics CSV: keep rows of this split for training.")
-FLAGS.string("val_split", None, "Kinetics CSV: keep rows of this split for validation.")
+FLAGS.string("classes", None, "Class-map file (default: a folder's class sub-folders, else PREFIX.classes.json "
+             "beside to-tfrecord shards, else classes.json beside the data).")
+FLAGS.string("train_split", None, "Kinetics CSV: keep rows of this split for training (other sources ignore it).")
+FLAGS.string("val_split", None, "Kinetics CSV: keep rows of this split for validation (other sources ignore it).")
 FLAGS.boolean("shuffle_frames", False, "Permute every clip's frames in time (train and validation): no motion.")
 FLAGS.boolean("mixed_precision", False, "Mixed precision (float16 on GPU, bfloat16 on CPU).")
 FLAGS.enum("strategy", "auto", ["auto", "default", "mirrored", "multi_worker"],

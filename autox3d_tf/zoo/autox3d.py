@@ -33,13 +33,16 @@ Default input (as X3D-{variant}): {frames} frames sampled every {rate}, {crop}x{
 pixels in [0, 255] with `include_preprocessing=True`.
 
 Args:
-    weights: None (random init) or a path to a `.weights.h5` file; a dataset name goes through the
-        weights registry (none is registered for AutoX3D models).
+    weights: None (random init) or a path (str or os.PathLike) to a `.weights.h5` file or a
+        training run folder; a dataset name goes through the weights registry (none is registered
+        for AutoX3D models).
     include_top: whether to include the classification head.
     input_shape: (frames, height, width, 3); defaults to ({frames}, {crop}, {crop}, 3).
     input_tensor: optional Keras tensor to use as the model input.
-    classes: number of classes.
-    pooling: with include_top=False: None, "avg" or "max".
+    classes: number of classes. With weights of another class count (fine-tuning), every tensor
+        but the classifier is loaded and the classifier is freshly initialised (one log line).
+    pooling: with include_top=False: None (the 5D feature map), "avg" or "max" (the pooled
+        features through the head's projection: the pre-logits).
     classifier_activation: activation of the last layer; None returns logits.
     dropout_rate: dropout before the classifier.
     name: model name.

@@ -17,12 +17,15 @@ pixels in [0, 1] normalised with mean 0.45 and std 0.225 (see `preprocess_input`
 
 Args:
     weights: None (random init), "kinetics400" (the official checkpoint through the weights
-        registry), or a path to a `.weights.h5` file or a PyTorch checkpoint.
+        registry), or a path (str or os.PathLike) to a `.weights.h5` file, a PyTorch checkpoint
+        or a training run folder. Strict: a backbone tensor that differs is an error.
     include_top: whether to include the classification head.
     input_shape: (frames, height, width, 3); defaults to ({frames}, {crop}, {crop}, 3).
     input_tensor: optional Keras tensor to use as the model input.
-    classes: number of classes (400 for "kinetics400" weights with the top).
-    pooling: with include_top=False: None, "avg" or "max".
+    classes: number of classes. With weights of another class count (fine-tuning), every tensor
+        but the classifier is loaded and the classifier is freshly initialised (one log line).
+    pooling: with include_top=False: None (the 5D feature map), "avg" or "max" (the pooled
+        features through the head's pretrained 2048-wide projection: the pre-logits).
     classifier_activation: activation of the last layer; None returns logits.
     dropout_rate: dropout before the classifier.
     name: model name.
