@@ -1,6 +1,7 @@
-"""Top-k Kinetics-400 labels for video files.
+"""Top-k labels for video files, from a zoo model (Kinetics-400 labels) or a training run (its classes).
 
     autox3d predict demo.mp4 other.mp4 --model X3D_S [--weights kinetics400] [--top 5] [--json]
+    autox3d predict clip.mp4 --run_dir runs/mine       # a fine-tuned run: its clip settings and classes
 
 Each video gives one clip of the model's ``frames x sampling_rate`` frames from its middle,
 resized so that its short side is the model's test crop, centre-cropped, normalised with
@@ -15,13 +16,26 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any, Sequence
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """What the prediction of one video needs: the model's name, its test clip, its labels."""
+
+    name: str
+    frames: int
+    sampling_rate: int
+    test_crop: int
+    labels: tuple[str, ...] = ()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``autox3d predict``."""
     parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (any format FFmpeg reads)")
-    parser.add_argument("--model", required=True, help="zoo model name, e.g. X3D_S")
+    parser.add_argument("--model", help="zoo model name, e.g. X3D_S")
+    parser.add_argument("--run_dir", help="a training run folder (instead of --model): its weights, clip and classes")
     parser.add_argument(
         "--weights",
         default="kinetics400",
@@ -31,9 +45,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def build_predictor(model_name: str, weights: str):
-    """The model at its test crop with ``weights`` loaded, and its input configuration."""
-    from autox3d_tf.zoo import get_model_config, get_model
+def build_predictor(model_name: str | None, weights: str, run_dir: str | None = None):
+    """The model at its test crop with ``weights`` loaded (or a run's), and its `PredictSettings`."""
+    if run_dir is not None:
+        from autox3d_tf.training.loops import load_trained_model
+
+        model, run = load_trained_model(run_dir)
+        clip = run["clip"]
+        return model, PredictSettings(run["spec"]["name"], clip["frames"], clip["rate"], clip["test_crop"],
+                                      tuple(run["classes"]))
+    from autox3d_tf.zoo import get_model, get_model_config
 
     config = get_model_config(model_name)
     model = get_model(
@@ -42,7 +63,8 @@ def build_predictor(model_name: str, weights: str):
         input_shape=(config.frames, config.test_crop, config.test_crop, 3),
         classifier_activation="softmax",
     )
-    return model, config
+    labels = config.label_names if weights == "kinetics400" else ()
+    return model, PredictSettings(config.name, config.frames, config.sampling_rate, config.test_crop, labels)
 
 
 def predict_videos(paths: Sequence[str], model, config, top: int = 5) -> list[dict[str, Any]]:
@@ -66,7 +88,10 @@ def predict_videos(paths: Sequence[str], model, config, top: int = 5) -> list[di
             continue
         probs = model.predict(preprocess_input(clip[None]), verbose=0)
         classes = probs.shape[-1]
-        class_list = None if classes == 400 else [str(i) for i in range(classes)]
+        if len(config.labels) == classes:
+            class_list = list(config.labels)
+        else:
+            class_list = None if classes == 400 else [str(i) for i in range(classes)]
         decoded = decode_predictions(probs, top=top, class_list=class_list)[0]
         results.append(
             {
@@ -82,8 +107,11 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         print("autox3d predict: --top must be >= 1", file=sys.stderr)
         return 2
+    if (args.model is None) == (args.run_dir is None):
+        print("autox3d predict: give --model or --run_dir", file=sys.stderr)
+        return 2
     try:
-        model, config = build_predictor(args.model, args.weights)
+        model, config = build_predictor(args.model, args.weights, args.run_dir)
     except Exception as err:  # unknown model, missing weights, mismatched file, download failure
         print(f"autox3d predict: {err}", file=sys.stderr)
         return 2
@@ -94,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             print(f"autox3d predict: {result['error']}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"model": config.name, "weights": args.weights, "results": results}, indent=2))
+        weights = args.weights if args.run_dir is None else args.run_dir
+        print(json.dumps({"model": config.name, "weights": weights, "results": results}, indent=2))
     else:
         for result in results:
             if "error" in result:

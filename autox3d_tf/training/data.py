@@ -102,10 +102,31 @@ class DataInfo:
     kind: str  # "video" or "tfrecord"
 
 
-def _annotations(source: str, class_names: Sequence[str] | None, split: str | None):
-    from autox3d_tf.data.annotations import load_annotations
+@dataclass(frozen=True)
+class HoldOut:
+    """A deterministic split of a video source into a training and a validation subset (Keras'
+    ``validation_split`` / ``subset`` / ``seed``, by video): ``fraction`` of the videos, chosen by
+    ``seed``, form the validation subset; ``subset`` is the one read."""
 
-    return load_annotations(source, split=split, classes=list(class_names) if class_names else None)
+    fraction: float
+    subset: str
+    seed: int = 0
+
+
+def _annotations(source: str, class_names: Sequence[str] | None, split: str | None, hold_out: HoldOut | None = None):
+    from autox3d_tf.data.annotations import load_annotations
+    from autox3d_tf.data.directory import split_annotations
+
+    ann = load_annotations(source, split=split, classes=list(class_names) if class_names else None)
+    if hold_out is None:
+        return ann
+    return split_annotations(ann, hold_out.fraction, hold_out.subset, hold_out.seed)
+
+
+def _no_hold_out_for_tfrecords(source: str, hold_out: HoldOut | None) -> None:
+    if hold_out is not None:
+        raise ValueError(f"a validation split is drawn from videos, not TFRecords ({source}): split the videos "
+                         "before `to-tfrecord`, or give separate validation data")
 
 
 def _count_records(pattern: str) -> int:
@@ -125,6 +146,7 @@ def train_dataset(
     one_hot: bool = True,
     repeat: bool = True,
     flip: bool | None = None,
+    hold_out: HoldOut | None = None,
     input_context: tf.distribute.InputContext | None = None,
 ) -> tuple[tf.data.Dataset, DataInfo]:
     """Batched training clips ``(clip, one_hot_label)`` (or int labels) from video files or TFRecords.
@@ -133,7 +155,8 @@ def train_dataset(
     ``classes.json`` (video annotations build it when missing). With ``shuffle_time`` every clip's frames are permuted in time. With
     ``input_context`` (``strategy.distribute_datasets_from_function``) the dataset reads only this
     input pipeline's share of the videos or TFRecords and ``batch_size`` is its batch; the
-    :class:`DataInfo` still describes the whole data set."""
+    :class:`DataInfo` still describes the whole data set. With ``hold_out`` only its subset of the
+    videos is read."""
     from autox3d_tf.data.tfrecord_pipeline import tfrecord_dataset
     from autox3d_tf.data.video_pipeline import video_dataset
 
@@ -141,13 +164,14 @@ def train_dataset(
     names = load_class_names(source, class_names)
     kw = dict(frames=clip.frames, rate=clip.rate, crop=clip.train_crop, scale_range=clip.scale_range)
     if is_tfrecord_source(source):
+        _no_hold_out_for_tfrecords(source, hold_out)
         if not names:
             raise ValueError(f"no class map for {source}: put classes.json beside the shards or pass class_names")
         ds = tfrecord_dataset(source, model, batch_size=batch_size, seed=seed, repeat=repeat,
                               flip=True if flip is None else flip, input_context=input_context, **kw)
         info = DataInfo(_count_records(source), names, clip, "tfrecord")
     else:
-        ann = _annotations(source, names, split)
+        ann = _annotations(source, names, split, hold_out)
         ds = video_dataset(ann, model, batch_size=batch_size, seed=seed, repeat=repeat, flip=flip,
                            input_context=input_context, **kw)
         info = DataInfo(len(ann), list(ann.classes.names), clip, "video")
@@ -171,9 +195,11 @@ def eval_dataset(
     split: str | None = None,
     shuffle_time: bool = False,
     seed: int | None = None,
+    hold_out: HoldOut | None = None,
 ) -> tuple[tf.data.Dataset, DataInfo]:
     """Evaluation views ``(clip, label, video_id)``: ``num_clips`` x ``num_crops`` per video at the
-    test crop, from video files or TFRecords (see ``autox3d_tf.data.video_eval_dataset``)."""
+    test crop, from video files or TFRecords (see ``autox3d_tf.data.video_eval_dataset``); with
+    ``hold_out``, of its subset of the videos only."""
     from autox3d_tf.data.tfrecord_pipeline import tfrecord_eval_dataset
     from autox3d_tf.data.video_pipeline import video_eval_dataset
 
@@ -181,10 +207,11 @@ def eval_dataset(
     names = load_class_names(source, class_names)
     kw = dict(frames=clip.frames, rate=clip.rate, crop=clip.test_crop, num_clips=num_clips, num_crops=num_crops)
     if is_tfrecord_source(source):
+        _no_hold_out_for_tfrecords(source, hold_out)
         ds = tfrecord_eval_dataset(source, model, batch_size=batch_size, **kw)
         info = DataInfo(_count_records(source), names or [], clip, "tfrecord")
     else:
-        ann = _annotations(source, names, split)
+        ann = _annotations(source, names, split, hold_out)
         ds = video_eval_dataset(ann, model, batch_size=batch_size, **kw)
         info = DataInfo(len(ann), list(ann.classes.names), clip, "video")
     if shuffle_time:

@@ -161,6 +161,9 @@ def evaluate(
     split: str | None = None,
     shuffle_frames: bool | None = None,
     seed: int | None = 0,
+    validation_split: float | None = None,
+    subset: str | None = None,
+    split_seed: int | None = None,
     progress: bool = False,
 ) -> dict:
     """Multi-view evaluation of a training run (``run_dir``) or of a model given by ``model`` /
@@ -168,11 +171,16 @@ def evaluate(
 
     ``frames`` / ``rate`` / ``crop`` (the test crop) default to the run's clip settings;
     ``shuffle_frames`` defaults to the run's (a model trained without motion is scored without
-    motion). Returns top1, top5, per-class accuracy, confusion matrix (and its PNG with ``out_dir``).
+    motion). ``validation_split`` / ``subset`` ("validation" or "training") / ``split_seed`` score
+    one subset of ``data``'s videos (see `autox3d_tf.training.train`); for a run trained with a
+    validation split, on its own training data, they default to the run's validation subset.
+    Weights are loaded strictly. Returns top1, top5, per-class accuracy, confusion matrix (and its
+    PNG with ``out_dir``).
     """
     from autox3d_tf.arch.spec import ArchSpec
     from autox3d_tf.models.builder import build_model
-    from autox3d_tf.training.data import eval_dataset, load_class_names
+    from autox3d_tf.training.data import HoldOut, eval_dataset, load_class_names
+    from autox3d_tf.weights.loading import load_keras_weights
     from autox3d_tf.training.loops import WEIGHTS_FILE, load_run, resolve_spec
 
     t0 = time.time()
@@ -186,6 +194,11 @@ def evaluate(
         if shuffle_frames is None:
             shuffle_frames = bool(config.get("shuffle_frames", False))
         arch = ArchSpec.from_dict(config["spec"])
+        held = config.get("validation_split")
+        same_data = os.path.realpath(os.fspath(data)) == os.path.realpath(config.get("train_data") or "")
+        if held and validation_split is None and same_data:
+            validation_split, split_seed = held["fraction"], held["seed"]
+            subset = subset or "validation"
     else:
         if model is None and spec is None:
             raise ValueError("give a run folder, or a model / spec with weights")
@@ -194,13 +207,16 @@ def evaluate(
         if not names:
             raise ValueError(f"no class names for {data}: pass classes")
         clip = resolve_clip(zoo_name, arch if spec is not None else None, frames, rate, None, crop)
+    if (validation_split is None) != (subset is None):
+        raise ValueError("give validation_split and subset together")
+    hold_out = None if validation_split is None else HoldOut(float(validation_split), subset, int(split_seed or 0))
     views, info = eval_dataset(data, zoo_name, clip, batch_size=batch_size, num_clips=num_clips,
                                num_crops=num_crops, class_names=names, split=split,
-                               shuffle_time=bool(shuffle_frames), seed=seed)
+                               shuffle_time=bool(shuffle_frames), seed=seed, hold_out=hold_out)
     net = build_model(arch, input_shape=(clip.frames, clip.test_crop, clip.test_crop, 3), classes=len(names),
                       classifier_activation="softmax", name=arch.name)
     if weights is not None:
-        net.load_weights(os.fspath(weights))
+        load_keras_weights(net, weights)
     title = f"{arch.name}, {num_clips}x{num_crops} views" + (", frames shuffled" if shuffle_frames else "")
     result = evaluate_model(net, views, names, out_dir=out_dir, title=title, progress=progress)
     result.update({
@@ -211,6 +227,8 @@ def evaluate(
         "shuffle_frames": bool(shuffle_frames),
         "clip": {"frames": clip.frames, "rate": clip.rate, "crop": clip.test_crop},
         "data": os.fspath(data),
+        "subset": None if hold_out is None else {"validation_split": hold_out.fraction, "subset": hold_out.subset,
+                                                 "seed": hold_out.seed},
         "bad_videos": int(getattr(getattr(views, "error_log", None), "count", 0)),
         "seconds": round(time.time() - t0, 1),
     })

@@ -35,10 +35,10 @@ from autox3d_tf.arch.spec import ArchSpec
 from autox3d_tf.data.clip import ClipSettings, resolve_clip
 from autox3d_tf.models.builder import build_model
 from autox3d_tf.training import strategy as strategies
-from autox3d_tf.training.data import eval_dataset, train_dataset
+from autox3d_tf.training.data import HoldOut, eval_dataset, train_dataset
 from autox3d_tf.training.finetune import CLASSIFIER, FINETUNE_WARMUP_FRACTION, finetune_learning_rate, freeze_before
 from autox3d_tf.training.recipe import Recipe, build_optimizer, scaled_learning_rate
-from autox3d_tf.weights.loading import RUN_WEIGHTS_FILE, load_pretrained, validate_weights_argument
+from autox3d_tf.weights.loading import RUN_WEIGHTS_FILE, load_keras_weights, load_pretrained, validate_weights_argument
 
 __all__ = ["TrainResult", "train", "resolve_spec", "load_run", "load_trained_model", "precision_policy"]
 
@@ -122,7 +122,7 @@ def _check_resume(run_dir: str, config: dict) -> None:
     with open(path, encoding="utf-8") as f:
         old = json.load(f)
     for key in ("spec", "classes", "clip", "batch_size", "epochs", "shuffle_frames", "weights", "unfreeze_from",
-                "augmentation"):
+                "augmentation", "validation_split"):
         if old.get(key) != config.get(key):
             raise ValueError(
                 f"{run_dir} holds a different run ({key} differs: {old.get(key)!r} != {config.get(key)!r}); "
@@ -144,6 +144,8 @@ def train(
     spec: ArchSpec | str | os.PathLike | None = None,
     out_dir: str | os.PathLike = "runs/train",
     val_data: str | os.PathLike | None = None,
+    validation_split: float | None = None,
+    split_seed: int = 0,
     epochs: int = 10,
     batch_size: int = 8,
     steps_per_epoch: int | None = None,
@@ -178,6 +180,9 @@ def train(
       spec: an ``ArchSpec`` or a JSON file (e.g. a search result) to train instead of ``model``'s.
       out_dir: the run folder (resumed when it holds an unfinished run of the same configuration).
       val_data: optional validation data, scored once per epoch on one centre view per video.
+      validation_split: instead of ``val_data``: hold this fraction of ``train_data``'s videos out
+        of training and validate on them (Keras' ``validation_split``, by video, drawn with
+        ``split_seed``; `autox3d evaluate` on the run's data scores the same videos).
       epochs, batch_size: epochs and global batch size (split over the replicas).
       steps_per_epoch: default: training examples // batch_size (at least 1).
       learning_rate: peak learning rate; default ``recipe.base_learning_rate`` scaled to the batch
@@ -212,6 +217,9 @@ def train(
         unfreeze_from = CLASSIFIER
     if unfreeze_from is not None and weights is None:
         raise ValueError("freezing layers needs pretrained `weights` to start from")
+    if validation_split is not None and val_data is not None:
+        raise ValueError("give val_data or validation_split, not both")
+    hold_out = None if validation_split is None else HoldOut(float(validation_split), "training", int(split_seed))
     validate_weights_argument(zoo_name, weights)
     clip: ClipSettings = resolve_clip(zoo_name, arch if spec is not None else None, frames, rate, crop,
                                       test_crop, scale_range)
@@ -229,7 +237,7 @@ def train(
     def make_train(batch: int, ctx: tf.distribute.InputContext | None) -> tf.data.Dataset:
         ds, data_info = train_dataset(train_data, zoo_name, clip, batch_size=batch, class_names=classes,
                                       split=train_split, seed=seed, shuffle_time=shuffle_frames, flip=flip,
-                                      input_context=ctx)
+                                      hold_out=hold_out, input_context=ctx)
         infos.append(data_info)
         return ds
 
@@ -249,10 +257,13 @@ def train(
     warmup_steps = (int(round(warmup_epochs * steps)) if warmup_epochs is not None
                     else int(round(warmup_fraction * total_steps)))
     val_ds, val_steps = None, None
-    if val_data is not None:
-        views, val_info = eval_dataset(val_data, zoo_name, clip, batch_size=batch_size, num_clips=1, num_crops=1,
-                                class_names=info.class_names, split=val_split, shuffle_time=shuffle_frames,
-                                seed=None if seed is None else seed + 1)
+    if val_data is not None or hold_out is not None:
+        val_hold_out = None if hold_out is None else HoldOut(hold_out.fraction, "validation", hold_out.seed)
+        views, val_info = eval_dataset(train_data if val_data is None else val_data, zoo_name, clip,
+                                       batch_size=batch_size, num_clips=1, num_crops=1,
+                                       class_names=info.class_names, split=train_split if val_data is None else val_split,
+                                       shuffle_time=shuffle_frames, seed=None if seed is None else seed + 1,
+                                       hold_out=val_hold_out)
         # Repeated, with a fixed number of steps: Keras warns about datasets of unknown length.
         # Not split per worker by video: every worker must run the same number of validation steps,
         # and shares of unequal size would count some views twice or drop some. Keras shards it by
@@ -268,6 +279,7 @@ def train(
         "clip": asdict(clip),
         "train_data": os.fspath(train_data),
         "val_data": None if val_data is None else os.fspath(val_data),
+        "validation_split": None if hold_out is None else {"fraction": hold_out.fraction, "seed": hold_out.seed},
         "epochs": int(epochs),
         "batch_size": int(batch_size),
         "steps_per_epoch": steps,
@@ -386,5 +398,5 @@ def load_trained_model(
     shape = tuple(input_shape) if input_shape is not None else (clip["frames"], clip["test_crop"], clip["test_crop"], 3)
     net = build_model(spec, input_shape=shape, classes=len(config["classes"]),
                       classifier_activation=classifier_activation, name=spec.name)
-    net.load_weights(os.fspath(weights) if weights else os.path.join(os.fspath(run_dir), WEIGHTS_FILE))
+    load_keras_weights(net, weights if weights else os.path.join(os.fspath(run_dir), WEIGHTS_FILE))
     return net, config

@@ -32,6 +32,10 @@ FLAGS.integer("frames", None, "Frames per clip (default: the run's / model's).")
 FLAGS.integer("rate", None, "Sampling rate (default: the run's / model's).")
 FLAGS.integer("crop", None, "Test crop (default: the run's / model's).")
 FLAGS.string("split", None, "Kinetics CSV: keep rows of this split.")
+FLAGS.float("validation_split", None, "Score one subset of --data's videos (with --subset; default for a run "
+            "trained with --validation_split on this data: its validation videos).")
+FLAGS.enum("subset", None, ["training", "validation"], "The subset of --validation_split to score.")
+FLAGS.integer("split_seed", None, "Seed of --validation_split's draw (default: the run's, else 0).")
 FLAGS.boolean("shuffle_frames", None, "Permute frames in time (default: as the run was trained).")
 FLAGS.string("out_dir", None, "Where metrics.json and confusion_matrix.png go (default: RUN/eval).")
 FLAGS.boolean("json", False, "Print the metrics as JSON.")
@@ -68,12 +72,15 @@ def run() -> int:
         crop=FLAGS.crop,
         split=FLAGS.split,
         shuffle_frames=FLAGS.shuffle_frames,
+        validation_split=FLAGS.validation_split,
+        subset=FLAGS.subset,
+        split_seed=FLAGS.split_seed,
         progress=not FLAGS.json,
     )
     if FLAGS.json:
         keep = ("top1", "top5", "videos", "views", "per_class_accuracy", "confusion_matrix", "class_names",
                 "confusion_matrix_png", "model", "spec_name", "num_clips", "num_crops", "shuffle_frames",
-                "clip", "data", "bad_videos", "seconds")
+                "clip", "data", "subset", "bad_videos", "seconds")
         print(json.dumps({k: result[k] for k in keep if k in result}, indent=1))
     else:
         print(f"{result['spec_name']} on {result['data']}: {result['videos']} videos x "

@@ -34,6 +34,10 @@ FLAGS.string("train_data", None, "Training data: annotation file (Kinetics CSV, 
              "prefix).")
 FLAGS.string("val_data", None, "Optional validation data, in any of --train_data's forms (one centre view per "
              "video, every epoch).")
+FLAGS.float("validation_split", None, "Instead of --val_data: hold this fraction of --train_data's videos out of "
+            "training and validate on them (by video, drawn with --split_seed; recorded in run.json, and "
+            "`autox3d evaluate --run_dir RUN --data TRAIN_DATA` scores the same videos).")
+FLAGS.integer("split_seed", 0, "Seed of --validation_split's draw.")
 FLAGS.string("model", "X3D_XS", "Zoo model: the architecture (unless --spec) and the default clip settings.")
 FLAGS.string("spec", None, "ArchSpec JSON to train instead of --model's architecture (e.g. a search result).")
 FLAGS.string("out_dir", "runs/train", "Run folder: weights, run.json, logs, checkpoints.")
@@ -99,6 +103,8 @@ def run() -> int:
         spec=FLAGS.spec,
         out_dir=FLAGS.out_dir,
         val_data=FLAGS.val_data,
+        validation_split=FLAGS.validation_split,
+        split_seed=FLAGS.split_seed,
         epochs=FLAGS.epochs,
         batch_size=FLAGS.batch_size,
         steps_per_epoch=FLAGS.steps_per_epoch,
