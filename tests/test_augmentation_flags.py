@@ -39,7 +39,7 @@ def test_search_input_passes_flip_and_scale_to_both_sources(monkeypatch):
 
     calls = []
 
-    def fake_clips(source, split, batch, ctx, class_names=None, **kwargs):
+    def fake_clips(source, split, batch, ctx, class_names=None, hold_out=None, **kwargs):
         calls.append(kwargs)
         return tf.data.Dataset.from_tensors((tf.zeros((4, 8, 8, 3)), tf.constant(0))).batch(batch)
 

@@ -11,7 +11,7 @@ pytest.importorskip("tensorflow")
 
 from autox3d_tf.data import write_synthetic_dataset  # noqa: E402
 from autox3d_tf.training import evaluate, train  # noqa: E402
-from autox3d_tf.training.data import HoldOut, _annotations  # noqa: E402
+from autox3d_tf.training.data import HoldOut, select_annotations  # noqa: E402
 from tests.helpers.train import tiny_spec  # noqa: E402
 
 
@@ -25,12 +25,12 @@ def data(tmp_path_factory):
 
 
 def test_hold_out_subsets_are_disjoint_and_cover_the_videos(data):
-    whole = {r.path for r in _annotations(data["train"], None, None).records}
-    training = {r.path for r in _annotations(data["train"], None, None, HoldOut(0.25, "training", 3)).records}
-    validation = {r.path for r in _annotations(data["train"], None, None, HoldOut(0.25, "validation", 3)).records}
+    whole = {r.path for r in select_annotations(data["train"], None, None).records}
+    training = {r.path for r in select_annotations(data["train"], None, None, HoldOut(0.25, "training", 3)).records}
+    validation = {r.path for r in select_annotations(data["train"], None, None, HoldOut(0.25, "validation", 3)).records}
     assert training.isdisjoint(validation) and training | validation == whole
     assert len(validation) == int(0.25 * len(whole))
-    other = {r.path for r in _annotations(data["train"], None, None, HoldOut(0.25, "validation", 4)).records}
+    other = {r.path for r in select_annotations(data["train"], None, None, HoldOut(0.25, "validation", 4)).records}
     assert other != validation  # another seed, another draw
 
 
@@ -41,13 +41,13 @@ def test_train_validates_on_the_held_out_videos(data, tmp_path):
     assert "val_accuracy" in result.history
     config = json.loads((out / "run.json").read_text())
     assert config["validation_split"] == {"fraction": 0.25, "seed": 3}
-    held = _annotations(data["train"], None, None, HoldOut(0.25, "validation", 3))
+    held = select_annotations(data["train"], None, None, HoldOut(0.25, "validation", 3))
     metrics = evaluate(out, data["train"], num_clips=1, num_crops=1, batch_size=4)
     assert metrics["videos"] == len(held) and metrics["subset"] == {"validation_split": 0.25, "subset": "validation",
                                                                     "seed": 3}
     everything = evaluate(out, data["train"], num_clips=1, num_crops=1, batch_size=4, validation_split=0.25,
                           subset="training", split_seed=3)
-    assert everything["videos"] == len(_annotations(data["train"], None, None).records) - len(held)
+    assert everything["videos"] == len(select_annotations(data["train"], None, None).records) - len(held)
     with pytest.raises(ValueError, match="not both"):
         train(data["train"], model="X3D_XS", spec=data["spec"], out_dir=tmp_path / "b", validation_split=0.25,
               val_data=data["train"], epochs=1, batch_size=4, crop=32, verbose=0)

@@ -37,6 +37,7 @@ from autox3d_tf.search.distribution import ArchDistribution
 from autox3d_tf.search.space import SearchSpace
 from autox3d_tf.search.supernet import SuperNet
 from autox3d_tf.training.recipe import weight_decay_exclusions
+from autox3d_tf.training.data import HoldOut
 from autox3d_tf.training.strategy import dataset_per_worker, keras_logs
 
 WEIGHT_OPTIMIZERS = ("sgd", "adamw")
@@ -50,16 +51,19 @@ def search_dataset(train: tf.data.Dataset, held_out: tf.data.Dataset) -> tf.data
 
 
 def _clips(source: str, split: str | None, batch: int, input_context: tf.distribute.InputContext | None,
-           class_names: Sequence[str] | None = None, **kwargs) -> tf.data.Dataset:
+           class_names: Sequence[str] | None = None, hold_out: HoldOut | None = None, **kwargs) -> tf.data.Dataset:
     """Repeated, shuffled training clips ``(clip, label)`` from an annotation file, a folder of class
-    sub-folders or TFRecord shards; video labels index ``class_names`` when given."""
-    from autox3d_tf.data import load_annotations, tfrecord_dataset, video_dataset
-    from autox3d_tf.training.data import is_tfrecord_source
+    sub-folders or TFRecord shards (only ``hold_out``'s subset of the videos when given); video
+    labels index ``class_names`` when given."""
+    from autox3d_tf.data import tfrecord_dataset, video_dataset
+    from autox3d_tf.training.data import is_tfrecord_source, select_annotations
 
     kwargs.update(batch_size=batch, shuffle=True, repeat=True, drop_remainder=True, input_context=input_context)
     if is_tfrecord_source(source):
+        if hold_out is not None:
+            raise ValueError(f"a held-out share is drawn from videos, not TFRecords ({source}): give --held_out_data")
         return tfrecord_dataset(source, None, **kwargs)
-    ann = load_annotations(source, split=split or None, classes=list(class_names) if class_names else None)
+    ann = select_annotations(source, class_names, split or None, hold_out)
     return video_dataset(ann, None, **kwargs)
 
 
@@ -78,21 +82,33 @@ def search_input(
     class_names: Sequence[str] | None = None,
     flip: bool | None = None,
     scale_range: Sequence[int] | None = None,
+    held_out_fraction: float | None = None,
+    split_seed: int = 0,
 ) -> tf.data.Dataset | tf.distribute.DistributedDataset:
     """The input of ``ArchitectureSearch.fit`` (see `search_dataset`) from video annotation files
     (Kinetics CSV with ``*_split``, PySlowFast list, SSv2 JSON), folders of class sub-folders or
     TFRecord shards, endless. ``class_names`` (the training data's) label the videos of both
     sources alike. ``flip`` (default: on, except for Something-Something annotations) and
-    ``scale_range`` (the short-side scale jitter) augment the clips of both.
+    ``scale_range`` (the short-side scale jitter) augment the clips of both. With
+    ``held_out_fraction`` the held-out clips are that share of the training source's videos (by
+    video, drawn with ``split_seed``) and the weights train on the rest; the held-out source and
+    split are then not used.
 
     ``batch_size`` is the global batch of both steps. Under a multi-worker
     ``MultiWorkerMirroredStrategy`` every worker decodes only its share of both sources (see
     `autox3d_tf.training.strategy.dataset_per_worker`)."""
     clip = dict(frames=frames, rate=rate, crop=crop, flip=flip, scale_range=scale_range)
 
+    if held_out_fraction:
+        train_part, held_part = (HoldOut(float(held_out_fraction), s, int(split_seed)) for s in ("training", "validation"))
+        held_out_source, held_out_split = train_source, train_split
+    else:
+        train_part = held_part = None
+
     def make(batch: int, ctx: tf.distribute.InputContext | None) -> tf.data.Dataset:
-        return search_dataset(_clips(train_source, train_split, batch, ctx, class_names, seed=seed, **clip),
-                              _clips(held_out_source, held_out_split, batch, ctx, class_names, seed=seed + 1, **clip))
+        return search_dataset(
+            _clips(train_source, train_split, batch, ctx, class_names, train_part, seed=seed, **clip),
+            _clips(held_out_source, held_out_split, batch, ctx, class_names, held_part, seed=seed + 1, **clip))
 
     return dataset_per_worker(strategy, batch_size, make)
 

@@ -113,7 +113,10 @@ class HoldOut:
     seed: int = 0
 
 
-def _annotations(source: str, class_names: Sequence[str] | None, split: str | None, hold_out: HoldOut | None = None):
+def select_annotations(source: str, class_names: Sequence[str] | None, split: str | None,
+                       hold_out: HoldOut | None = None):
+    """The `Annotations` of a video source: its ``split`` rows (Kinetics CSV), labelled with
+    ``class_names`` when given, and only ``hold_out``'s subset of its videos when given."""
     from autox3d_tf.data.annotations import load_annotations
     from autox3d_tf.data.directory import split_annotations
 
@@ -171,7 +174,7 @@ def train_dataset(
                               flip=True if flip is None else flip, input_context=input_context, **kw)
         info = DataInfo(_count_records(source), names, clip, "tfrecord")
     else:
-        ann = _annotations(source, names, split, hold_out)
+        ann = select_annotations(source, names, split, hold_out)
         ds = video_dataset(ann, model, batch_size=batch_size, seed=seed, repeat=repeat, flip=flip,
                            input_context=input_context, **kw)
         info = DataInfo(len(ann), list(ann.classes.names), clip, "video")
@@ -211,7 +214,7 @@ def eval_dataset(
         ds = tfrecord_eval_dataset(source, model, batch_size=batch_size, **kw)
         info = DataInfo(_count_records(source), names or [], clip, "tfrecord")
     else:
-        ann = _annotations(source, names, split, hold_out)
+        ann = select_annotations(source, names, split, hold_out)
         ds = video_eval_dataset(ann, model, batch_size=batch_size, **kw)
         info = DataInfo(len(ann), list(ann.classes.names), clip, "video")
     if shuffle_time:

@@ -48,6 +48,10 @@ FLAGS.string("train_split", "train", "Kinetics CSV split for the weight step (''
              "ignore it).")
 FLAGS.string("held_out_split", "val", "Kinetics CSV split for the distribution step ('' for all rows; other "
              "sources ignore it).")
+FLAGS.float("held_out_fraction", None, "Hold this share of --data's training videos out for the distribution step "
+            "(by video, --split_seed) instead of --held_out_data / --held_out_split (default: 0.2 when those "
+            "would share videos with the training data, e.g. a folder).")
+FLAGS.integer("split_seed", 0, "Seed of --held_out_fraction's draw.")
 FLAGS.string("out_dir", "runs/search", "Output folder.")
 FLAGS.enum("space", "autox3d-v1", list(SPACE_PRESETS),
            "Search space: autox3d-v1 (up to [3,5,11,7] blocks), autox3d-v1-L (up to [5,10,25,15]), "
@@ -81,6 +85,9 @@ FLAGS.integer("history_every", 0, "Also record the distribution every this many 
 FLAGS.boolean("plots", True, "Write PNG plots (needs matplotlib).")
 
 
+DEFAULT_HELD_OUT_FRACTION = 0.2
+
+
 def resolve_macs_target(space, macs_target: float | None = None, macs_target_fraction: float | None = None) -> float:
     """The MACs budget: ``macs_target`` GMACs, or that fraction of the space's largest architecture,
     or (neither) halfway between the smallest architecture and the uniform distribution's expectation."""
@@ -105,6 +112,8 @@ def probabilistic_search(
     held_out_data: str | None = None,
     train_split: str | None = "train",
     held_out_split: str | None = "val",
+    held_out_fraction: float | None = None,
+    split_seed: int = 0,
     space: str = "autox3d-v1",
     macs_target: float | None = None,
     macs_target_fraction: float | None = None,
@@ -133,13 +142,17 @@ def probabilistic_search(
 
     ``space`` is a preset of :data:`autox3d_tf.search.space.SPACE_PRESETS`; the MACs budget is
     :func:`resolve_macs_target`'s. Weights train on ``train_split``, the distribution on
-    ``held_out_data`` / ``held_out_split`` (default: the same file's ``val`` rows). ``flip`` (default:
+    ``held_out_data`` / ``held_out_split`` (default: the same file's ``val`` rows), or, with
+    ``held_out_fraction``, on that share of the training videos (by video, ``split_seed``), the
+    weights on the rest; when the held-out source would share videos with the training one (a
+    folder, a list without splits), 20% of the training videos are held out. ``flip`` (default:
     on, off for Something-Something) and ``scale_range`` augment the clips of both; turn flips off
     when a class names a direction. Returns the summary written to ``search.json``.
     """
     import keras
 
     from autox3d_tf.data.annotations import load_annotations
+    from autox3d_tf.data.directory import split_annotations
     from autox3d_tf.search import ArchDistribution, ArchitectureSearch, search_input
     from autox3d_tf.search.callbacks import DistributionHistory, SearchCheckpoint
     from autox3d_tf.search.space import space_preset
@@ -156,6 +169,16 @@ def probabilistic_search(
     if batch_size % replicas:
         raise ValueError(f"--batch_size {batch_size} must be a multiple of the {replicas} replicas")
     train_ann = load_annotations(data, split=train_split or None)
+    if held_out_fraction is None:
+        held_ann = load_annotations(held_out_data or data, split=held_out_split or None,
+                                    classes=train_ann.classes, save_class_map=False)
+        shared = {r.path for r in train_ann.records} & {r.path for r in held_ann.records}
+        if shared:
+            held_out_fraction = DEFAULT_HELD_OUT_FRACTION
+            print(f"[search] the held-out data shares {len(shared)} videos with the training data: holding out "
+                  f"{held_out_fraction:.0%} of the training videos instead (--held_out_fraction)", flush=True)
+    if held_out_fraction:
+        train_ann = split_annotations(train_ann, held_out_fraction, "training", split_seed)
     classes = len(train_ann.classes)
     search_space = space_preset(space, input_frames=frames, input_size=crop, classes=classes)
     expected_uniform = float(ArchDistribution(search_space).expected_macs().numpy())
@@ -166,7 +189,8 @@ def probabilistic_search(
 
     dataset = search_input(dist, data, held_out_data or data, batch_size=batch_size, frames=frames, rate=rate,
                            crop=crop, seed=seed, train_split=train_split, held_out_split=held_out_split,
-                           class_names=train_ann.classes.names, flip=flip, scale_range=scale_range)
+                           class_names=train_ann.classes.names, flip=flip, scale_range=scale_range,
+                           held_out_fraction=held_out_fraction, split_seed=split_seed)
     keras.utils.set_random_seed(seed)
     with dist.scope():
         model = ArchitectureSearch(
@@ -199,6 +223,8 @@ def probabilistic_search(
         "space": search_space.name,
         "classes": classes,
         "clip": [frames, crop, crop],
+        "held_out": ({"fraction": held_out_fraction, "seed": split_seed} if held_out_fraction
+                     else {"data": held_out_data or data, "split": held_out_split}),
         "augmentation": {"flip": flip, "scale_range": None if scale_range is None else list(scale_range)},
         "macs_target": target,
         "derived_macs": macs,
@@ -261,7 +287,8 @@ def run() -> int:
         raise app.UsageError("--data is required (e.g. the annotations.csv of `autox3d make-synthetic`)")
     probabilistic_search(
         FLAGS.data, FLAGS.out_dir, held_out_data=FLAGS.held_out_data, train_split=FLAGS.train_split or None,
-        held_out_split=FLAGS.held_out_split or None, space=FLAGS.space, macs_target=FLAGS.macs_target,
+        held_out_split=FLAGS.held_out_split or None, held_out_fraction=FLAGS.held_out_fraction,
+        split_seed=FLAGS.split_seed, space=FLAGS.space, macs_target=FLAGS.macs_target,
         macs_target_fraction=FLAGS.macs_target_fraction, penalty=FLAGS.penalty, epochs=FLAGS.epochs,
         warmup_epochs=FLAGS.warmup_epochs, steps_per_epoch=FLAGS.steps_per_epoch, batch_size=FLAGS.batch_size,
         optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate, arch_learning_rate=FLAGS.arch_learning_rate,
