@@ -16,16 +16,93 @@ from typing import Any, Mapping
 
 SPACE_NAME = "autox3d-v1"
 
-# Depthwise kernels per block type: a list of (t, h, w) kernels applied one after the other.
-BLOCK_KERNELS: dict[str, tuple[tuple[int, int, int], ...]] = {
+
+class SpecError(ValueError):
+    """An invalid architecture specification; the message names the offending field."""
+
+
+def _positive_int(value: Any, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"{where} must be a positive integer, got {value!r}.")
+
+
+Kernel = tuple[int, int, int]
+
+# How the two depthwise convolutions of a pseudo-3D block combine (S: spatial, T: temporal).
+SERIAL = "serial"  # y = T(S(x))         P3D-A, "(2+1)D"
+PARALLEL = "parallel"  # y = S(x) + T(x)     P3D-B
+SERIAL_RESIDUAL = "serial_residual"  # y = S(x) + T(S(x))  P3D-C
+TOPOLOGIES: tuple[str, ...] = (SERIAL, PARALLEL, SERIAL_RESIDUAL)
+
+
+@dataclass(frozen=True)
+class Pseudo3D:
+    """A pseudo-3D operator: a ``1 x k x k`` spatial and a ``kt x 1 x 1`` temporal depthwise
+    convolution, combined by ``topology`` (`TOPOLOGIES`).
+
+    The block's spatial stride goes to the spatial convolution; in a parallel block the temporal
+    branch takes the same spatial stride (a ``(kt, 1, 1)`` kernel with strides ``(1, s, s)``), so
+    both branches have one shape. ``temporal_dilation`` spaces the temporal taps in time (padding
+    ``dilation * (kt // 2)`` frames each side keeps the clip length).
+    """
+
+    spatial_kernel: Kernel = (1, 3, 3)
+    temporal_kernel: Kernel = (3, 1, 1)
+    temporal_dilation: int = 1
+    topology: str = SERIAL
+
+    def __post_init__(self) -> None:
+        if self.topology not in TOPOLOGIES:
+            raise SpecError(f"pseudo-3D topology {self.topology!r} is unknown; valid values are {list(TOPOLOGIES)}.")
+        if self.spatial_kernel[0] != 1 or self.temporal_kernel[1:] != (1, 1):
+            raise SpecError(f"a pseudo-3D operator needs a (1, h, w) and a (t, 1, 1) kernel, got {self.kernels}.")
+        _positive_int(self.temporal_dilation, "temporal_dilation")
+
+    @property
+    def kernels(self) -> tuple[Kernel, Kernel]:
+        """``(spatial, temporal)``: the block's ``conv_b_0`` and ``conv_b_1``."""
+        return (self.spatial_kernel, self.temporal_kernel)
+
+    @property
+    def is_plain_series(self) -> bool:
+        """Whether the block is its two kernels applied one after the other, undilated."""
+        return self.topology == SERIAL and self.temporal_dilation == 1
+
+
+# The pseudo-3D block types (the one definition; `autox3d_tf.models.pseudo3d` builds them).
+PSEUDO3D_BLOCKS: dict[str, Pseudo3D] = {
+    "2+1d": Pseudo3D(),
+    "p3d-b": Pseudo3D(topology=PARALLEL),
+    "p3d-c": Pseudo3D(topology=SERIAL_RESIDUAL),
+    "2+1d-d2": Pseudo3D(temporal_dilation=2),
+}
+
+# Depthwise kernels per block type: one kernel, or a pseudo-3D block's (spatial, temporal) pair,
+# combined as `PSEUDO3D_BLOCKS` says (for "2+1d": one after the other).
+BLOCK_KERNELS: dict[str, tuple[Kernel, ...]] = {
     "3x3x3": ((3, 3, 3),),
     "1x3x3": ((1, 3, 3),),
     "5x3x3": ((5, 3, 3),),
-    "2+1d": ((1, 3, 3), (3, 1, 1)),
+    "2+1d": PSEUDO3D_BLOCKS["2+1d"].kernels,
     "3x5x5": ((3, 5, 5),),
+    **{t: op.kernels for t, op in PSEUDO3D_BLOCKS.items() if t != "2+1d"},
 }
+# The block types of the autox3d-v1 search space (its default; the searchers' vocabulary).
+V1_BLOCK_TYPES: tuple[str, ...] = ("3x3x3", "1x3x3", "5x3x3", "2+1d", "3x5x5")
 SKIP = "skip"
 BLOCK_TYPES: tuple[str, ...] = (*BLOCK_KERNELS, SKIP)
+
+
+def pseudo3d(block_type: str) -> Pseudo3D | None:
+    """The pseudo-3D descriptor of ``block_type``, or None for a single-kernel type (or skip)."""
+    return PSEUDO3D_BLOCKS.get(block_type)
+
+
+def is_plain_series(block_type: str) -> bool:
+    """Whether ``block_type``'s kernels are applied one after the other without dilation: what a
+    searcher that only knows `BLOCK_KERNELS` as a chain of convolutions can compute."""
+    op = pseudo3d(block_type)
+    return op is None or op.is_plain_series
 ATTENTIONS: tuple[str, ...] = ("none", "se")
 SE_RATIO = 0.0625
 
@@ -44,10 +121,6 @@ def round_width(width: float, multiplier: float = 1.0, min_width: int = 8, divis
     return int(rounded)
 
 
-class SpecError(ValueError):
-    """An invalid architecture specification; the message names the offending field."""
-
-
 def _check_keys(data: Mapping[str, Any], cls: type, where: str) -> None:
     if not isinstance(data, Mapping):
         raise SpecError(f"{where}: expected a JSON object, got {type(data).__name__}.")
@@ -63,11 +136,6 @@ def _check_keys(data: Mapping[str, Any], cls: type, where: str) -> None:
     missing = sorted(required - set(data))
     if missing:
         raise SpecError(f"{where}: missing field(s) {missing}.")
-
-
-def _positive_int(value: Any, where: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(f"{where} must be a positive integer, got {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -102,6 +170,11 @@ class BlockSpec:
     @property
     def kernels(self) -> tuple[tuple[int, int, int], ...]:
         return BLOCK_KERNELS.get(self.type, ())
+
+    @property
+    def pseudo3d(self) -> Pseudo3D | None:
+        """How the block's two depthwise convolutions combine (None for one kernel or a skip)."""
+        return pseudo3d(self.type)
 
     def inner_width(self, width: int) -> int:
         """Width of the depthwise convolution: ``int(expansion * width)`` as in X3D."""
