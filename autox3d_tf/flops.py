@@ -25,6 +25,10 @@ Biases are not counted (fvcore does not). On pytorchvideo's X3D-XS at 4x160x160,
 reports conv 604,437,312 + batch_norm 20,889,600 + linear 819,200 = 626,146,112, which this
 module reproduces exactly.
 
+A nested model called on a batch that a layer folded (a layer with a ``batch_folds`` attribute,
+e.g. `autox3d_tf.models.consensus.FoldSegments`: K snippets of each clip in the batch) runs
+``batch_folds`` times per sample: its MACs count that many times.
+
 A layer that holds weights but has no handler makes the count fail loudly
 (``on_unknown="raise"``, the default) or warn (``"warn"``), rather than silently counting 0;
 :func:`register_macs_handler` adds handlers for new layer types.
@@ -222,8 +226,20 @@ def _layer_params(layer) -> int:
     return total
 
 
-def _iter_calls(model, prefix: str = "") -> Iterator[tuple[str, keras.layers.Layer, list[Shape], list[Shape]]]:
-    """Yields (qualified name, layer, input shapes, output shapes) per leaf layer call, in order."""
+def _batch_folds(node) -> int:
+    """How many times per sample a node runs: the ``batch_folds`` of the layer that made its input."""
+    folds = 1
+    for t in node.input_tensors:
+        history = getattr(t, "_keras_history", None)
+        folds = max(folds, int(getattr(getattr(history, "operation", None), "batch_folds", 1) or 1))
+    return folds
+
+
+def _iter_calls(
+    model, prefix: str = "", folds: int = 1
+) -> Iterator[tuple[str, keras.layers.Layer, list[Shape], list[Shape], int]]:
+    """Yields (qualified name, layer, input shapes, output shapes, calls per sample) per leaf layer
+    call, in order."""
     graph = _graph_of(model)
     if graph is None:
         raise TypeError(
@@ -238,11 +254,11 @@ def _iter_calls(model, prefix: str = "") -> Iterator[tuple[str, keras.layers.Lay
                 continue
             name = f"{prefix}{op.name}"
             if isinstance(op, keras.Model):
-                yield from _iter_calls(op, prefix=f"{name}/")
+                yield from _iter_calls(op, prefix=f"{name}/", folds=folds * _batch_folds(node))
                 continue
             ins = [_static_shape(t, f"input of layer {name!r}") for t in node.input_tensors]
             outs = [_static_shape(t, f"output of layer {name!r}") for t in node.output_tensors]
-            yield name, op, ins, outs
+            yield name, op, ins, outs, folds
 
 
 def layer_stats(model: keras.Model, on_unknown: str = "raise") -> list[LayerStats]:
@@ -257,7 +273,7 @@ def layer_stats(model: keras.Model, on_unknown: str = "raise") -> list[LayerStat
     if on_unknown not in ON_UNKNOWN_CHOICES:
         raise ValueError(f"`on_unknown` must be one of {list(ON_UNKNOWN_CHOICES)}, got {on_unknown!r}.")
     stats: dict[str, LayerStats] = {}
-    for name, layer, ins, outs in _iter_calls(model):
+    for name, layer, ins, outs, folds in _iter_calls(model):
         handler = _find_handler(layer)
         if handler is None:
             if layer.weights:
@@ -281,7 +297,7 @@ def layer_stats(model: keras.Model, on_unknown: str = "raise") -> list[LayerStat
                 output_shapes=outs,
                 params=_layer_params(layer),
             )
-        entry.macs += int(handler(layer, ins, outs))
+        entry.macs += folds * int(handler(layer, ins, outs))
         entry.calls += 1
     return list(stats.values())
 

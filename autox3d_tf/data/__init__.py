@@ -10,7 +10,8 @@ Submodules (imported lazily, so ``import autox3d_tf.data`` does not load TensorF
 - :mod:`~autox3d_tf.data.frame_folder`: videos stored as folders of numbered JPEG / PNG frames.
 - :mod:`~autox3d_tf.data.annotations`: Kinetics CSV, PySlowFast lists, SSv2 JSON; the class map.
 - :mod:`~autox3d_tf.data.directory`: annotations of a folder of class sub-folders, Keras' split.
-- :mod:`~autox3d_tf.data.sampling`: training and evaluation frame indices, evaluation crops.
+- :mod:`~autox3d_tf.data.sampling`: training and evaluation frame indices (clips, and the snippets
+  of temporal segments), evaluation crops; :mod:`~autox3d_tf.data.tf_sampling`: their TF twins.
 - :mod:`~autox3d_tf.data.augment`: per-clip scale jitter, crop, flip, normalisation (TensorFlow).
 - :mod:`~autox3d_tf.data.clip`: ``ClipSettings`` and ``resolve_clip``, the one clip resolution.
 - :mod:`~autox3d_tf.data.error_log`: ``DecodeErrorLog``, what a pipeline skipped and why.
@@ -51,6 +52,9 @@ _EXPORTS: dict[str, str] = {
     "train_clip_indices": "sampling",
     "eval_clip_indices": "sampling",
     "uniform_clip_starts": "sampling",
+    "segment_parts": "sampling",
+    "snippet_train_indices": "sampling",
+    "snippet_eval_indices": "sampling",
     "Segment": "sampling",
     "segment_frames": "sampling",
     "ClipSettings": "clip",

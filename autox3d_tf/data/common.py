@@ -11,13 +11,20 @@ import tensorflow as tf
 from autox3d_tf.data import augment
 from autox3d_tf.data.clip import ClipSettings
 
-__all__ = ["check_on_error", "input_pipelines", "pipeline_share", "pipeline_seed", "seed_stream", "finish",
+__all__ = ["check_on_error", "check_segments", "input_pipelines", "pipeline_share", "pipeline_seed", "seed_stream", "finish",
            "eval_views"]
 
 
 def check_on_error(on_error: str) -> None:
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+
+
+def check_segments(segments: int) -> int:
+    """``segments`` (temporal segments per clip) as an int; a ValueError unless it is one >= 1."""
+    if isinstance(segments, bool) or int(segments) != segments or segments < 1:
+        raise ValueError(f"segments must be a positive integer, got {segments!r}")
+    return int(segments)
 
 
 def input_pipelines(input_context: tf.distribute.InputContext | None) -> tuple[int, int]:
@@ -57,7 +64,9 @@ def finish(ds: tf.data.Dataset, batch_size: int, drop_remainder: bool) -> tf.dat
 
 
 def eval_views(frames: tf.Tensor, cfg: ClipSettings, num_crops: int) -> tf.Tensor:
-    """``[N, T, H, W, 3]`` uint8 -> normalised ``[num_crops * N, T, crop, crop, 3]`` (crop-major)."""
+    """``[N, T, H, W, 3]`` uint8 -> normalised ``[num_crops * N, T, crop, crop, 3]`` (crop-major);
+    ``T`` is the clip's (``K * frames`` with temporal segments), ``cfg.frames`` when unknown."""
+    length = frames.shape[1] or cfg.frames
     views = augment.eval_crops(frames, cfg.test_crop, num_crops)  # [crops, N, T, c, c, 3]
-    views = tf.reshape(views, [-1, cfg.frames, cfg.test_crop, cfg.test_crop, 3])
+    views = tf.reshape(views, [-1, length, cfg.test_crop, cfg.test_crop, 3])
     return augment.normalize_clip(views, cfg.mean, cfg.std)

@@ -87,6 +87,7 @@ def video_dataset_from_directory(
     rate: int | None = None,
     crop: int | None = None,
     scale_range: tuple[int, int] | None = None,
+    segments: int = 1,
     flip: bool | None = None,
     repeat: bool = False,
     drop_remainder: bool = True,
@@ -117,7 +118,8 @@ def video_dataset_from_directory(
                          extensions, follow_links)
     labelled = labels is not None and label_mode is not None
     mode = label_mode if labelled else None
-    kw = dict(batch_size=batch_size, frames=frames, rate=rate, crop=crop, scale_range=scale_range, flip=flip,
+    kw = dict(batch_size=batch_size, frames=frames, rate=rate, crop=crop, scale_range=scale_range, segments=segments,
+              flip=flip,
               seed=seed, drop_remainder=drop_remainder, on_error=on_error, error_log=error_log,
               num_parallel_calls=num_parallel_calls, input_context=input_context)
 
@@ -147,6 +149,7 @@ def video_eval_dataset_from_directory(
     frames: int | None = None,
     rate: int | None = None,
     crop: int | None = None,
+    segments: int = 1,
     on_error: str = "skip",
     error_log: DecodeErrorLog | None = None,
     num_parallel_calls: int = tf.data.AUTOTUNE,
@@ -160,7 +163,7 @@ def video_eval_dataset_from_directory(
     split = _annotations(directory, labels, "int", class_names, validation_split, subset, False, seed,
                          extensions, follow_links)
     kw = dict(num_clips=num_clips, num_crops=num_crops, batch_size=batch_size, frames=frames, rate=rate, crop=crop,
-              on_error=on_error, error_log=error_log, num_parallel_calls=num_parallel_calls,
+              segments=segments, on_error=on_error, error_log=error_log, num_parallel_calls=num_parallel_calls,
               input_context=input_context)
 
     def build(ann: Annotations) -> tf.data.Dataset:

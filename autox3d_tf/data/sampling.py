@@ -13,6 +13,17 @@ on Kinetics' already-trimmed 10 s videos) means the whole video, as without a se
 starts at or past the end of the file cannot be in it (the file is most likely already trimmed to
 the segment): the whole video is used and the segment is flagged ``past_end`` so that the pipelines
 report it.
+
+Temporal segments (TSN-style, ``segments=K``; not to be confused with the annotated segment above,
+inside which they are taken): the video is split into K equal parts, part ``k`` being the frames
+``[k * n // K, (k + 1) * n // K)``, and one snippet of ``frames`` x ``rate`` is sampled from each
+(:func:`snippet_train_indices`, :func:`snippet_eval_indices`); the K snippets are concatenated in
+time, a clip of ``K * frames`` frames. In training a snippet starts uniformly at random in
+``[first_k, first_k + max(0, count_k - span)]``; in evaluation view ``i`` of ``num_clips`` starts at
+``first_k + uniform_clip_starts(count_k, ...)[i]`` (one view: the snippet centred in its part; N
+views: shifted from the part's start to its end, as the uniform clips are over the whole video). A
+part shorter than a snippet starts the snippet at its first frame and the indices run on, looping
+over the video as clips do. ``K = 1`` gives exactly the clips above.
 """
 
 from __future__ import annotations
@@ -32,6 +43,9 @@ __all__ = [
     "uniform_clip_starts",
     "eval_clip_indices",
     "spatial_crop_offsets",
+    "segment_parts",
+    "snippet_train_indices",
+    "snippet_eval_indices",
 ]
 
 
@@ -122,3 +136,42 @@ def spatial_crop_offsets(height: int, width: int, crop: int, num_crops: int = 3)
     if height > width:
         return [(0, cx), (cy, cx), (height - crop, cx)]
     return [(cy, 0), (cy, cx), (cy, width - crop)]
+
+
+def segment_parts(num_frames: int, segments: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, count)`` int64 ``[segments]``: the K equal temporal parts of ``num_frames`` frames,
+    part ``k`` being ``[k * n // K, (k + 1) * n // K)``."""
+    if int(segments) <= 0:
+        raise ValueError(f"segments must be positive, got {segments}")
+    bounds = (np.arange(int(segments) + 1, dtype=np.int64) * int(num_frames)) // int(segments)
+    return bounds[:-1], np.diff(bounds)
+
+
+def _snippets(n: int, frames: int, rate: int, starts: np.ndarray) -> np.ndarray:
+    return np.concatenate([clip_indices(n, frames, rate, int(s)) for s in starts])
+
+
+def snippet_train_indices(
+    num_frames: int, frames: int, rate: int, segments: int, rng: np.random.Generator,
+    segment: Segment | None = None,
+) -> np.ndarray:
+    """Indices ``[segments * frames]`` of one training clip of K snippets: one snippet at a random
+    position inside each temporal part (module docstring), inside ``segment`` when given. One
+    segment draws exactly what :func:`train_clip_indices` draws."""
+    n = num_frames if segment is None else segment.count
+    first, count = segment_parts(n, segments)
+    starts = [f + random_clip_start(c, frames, rate, rng) for f, c in zip(first, count)]
+    return _in_segment(_snippets(n, frames, rate, np.asarray(starts)), segment)
+
+
+def snippet_eval_indices(
+    num_frames: int, frames: int, rate: int, segments: int, num_clips: int = 1, segment: Segment | None = None
+) -> np.ndarray:
+    """Indices ``[num_clips, segments * frames]`` of the evaluation clips of K snippets: view ``i``
+    takes from every temporal part the snippet :func:`uniform_clip_starts` places ``i``-th in it
+    (one view: the part's centre). One segment gives :func:`eval_clip_indices`."""
+    n = num_frames if segment is None else segment.count
+    first, count = segment_parts(n, segments)
+    starts = np.array([[f + s for s in uniform_clip_starts(c, frames, rate, num_clips)]
+                       for f, c in zip(first, count)])  # [segments, num_clips]
+    return _in_segment(np.stack([_snippets(n, frames, rate, starts[:, i]) for i in range(num_clips)]), segment)

@@ -14,6 +14,8 @@ fail to parse or decode, and truncated or corrupt shards, are skipped, logged an
 with ``on_error="raise"``, stop the iteration with a :class:`BadRecordError` message naming them.
 Under ``strategy.distribute_datasets_from_function``, pass the ``InputContext`` as
 ``input_context``: each input pipeline then reads only its share of the shards (or records).
+``segments=K`` samples K snippets per clip as the video-file pipelines do
+(:mod:`~autox3d_tf.data.tf_sampling`, the same indices as :mod:`~autox3d_tf.data.sampling`).
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ import tensorflow as tf
 
 from autox3d_tf.data import augment
 from autox3d_tf.data.clip import resolve_clip
-from autox3d_tf.data.common import check_on_error, eval_views, finish, input_pipelines, pipeline_seed, seed_stream
+from autox3d_tf.data.common import (check_on_error, check_segments, eval_views, finish, input_pipelines,
+                                    pipeline_seed, seed_stream)
 from autox3d_tf.data.error_log import DecodeErrorLog
-from autox3d_tf.data.sampling import clip_span
+from autox3d_tf.data.tf_sampling import snippet_eval_indices_tf, snippet_train_indices_tf
 from autox3d_tf.data.tfrecord_format import IMAGE_KEY, MEDIA_ID_KEY, find_shards, parse_sequence_example
 
 __all__ = ["BadRecordError", "tfrecord_dataset", "tfrecord_eval_dataset"]
@@ -169,6 +172,7 @@ def tfrecord_dataset(
     rate: int | None = None,
     crop: int | None = None,
     scale_range: tuple[int, int] | None = None,
+    segments: int = 1,
     flip: bool = True,
     seed: int | None = None,
     shuffle: bool = True,
@@ -199,7 +203,8 @@ def tfrecord_dataset(
     check_on_error(on_error)
     files = find_shards(pattern)
     cfg = resolve_clip(model, frames=frames, rate=rate, crop=crop, scale_range=scale_range)
-    T = cfg.frames
+    K = check_segments(segments)
+    T = K * cfg.frames
     seed = pipeline_seed(seed, input_context)
     deterministic = seed is not None
     log = error_log if error_log is not None else DecodeErrorLog("record")
@@ -208,10 +213,7 @@ def tfrecord_dataset(
     def load(serialized, clip_seed):
         ex = parse_sequence_example(serialized)
         n = tf.shape(ex["jpegs"])[0]
-        delta = tf.maximum(n - clip_span(T, cfg.rate), 0)
-        u = tf.random.stateless_uniform([], augment._seed(clip_seed, 4), maxval=2**30, dtype=tf.int64)
-        start = u % tf.cast(delta + 1, tf.int64)
-        idx = (start + tf.range(T, dtype=tf.int64) * cfg.rate) % tf.cast(tf.maximum(n, 1), tf.int64)
+        idx = snippet_train_indices_tf(n, cfg.frames, cfg.rate, K, augment._seed(clip_seed, 4))
         jpegs = tf.gather(ex["jpegs"], idx)
         shape = tf.io.extract_jpeg_shape(jpegs[0])
         window = augment.train_crop_window(shape[0], shape[1], cfg.scale_range, cfg.train_crop, clip_seed)
@@ -252,30 +254,26 @@ def tfrecord_eval_dataset(
     frames: int | None = None,
     rate: int | None = None,
     crop: int | None = None,
+    segments: int = 1,
     on_error: str = "skip",
     error_log: DecodeErrorLog | None = None,
     input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
     """Evaluation views from SequenceExample shards: ``(clip, label, video_id)``, ``num_clips`` x
-    ``num_crops`` views per video (see :func:`video_eval_dataset`). Bad records and shards, and
-    ``input_context``, as in :func:`tfrecord_dataset`."""
+    ``num_crops`` views per video (see :func:`video_eval_dataset`, also for ``segments``). Bad
+    records and shards, and ``input_context``, as in :func:`tfrecord_dataset`."""
     check_on_error(on_error)
     files = find_shards(pattern)
     cfg = resolve_clip(model, frames=frames, rate=rate, test_crop=crop)
-    T, V = cfg.frames, num_clips * num_crops
+    K = check_segments(segments)
+    T, V = K * cfg.frames, num_clips * num_crops
     log = error_log if error_log is not None else DecodeErrorLog("record")
     bad_record, shard_end = _record_reporter(log, on_error)
 
     def load(serialized):
         ex = parse_sequence_example(serialized)
         n = tf.shape(ex["jpegs"])[0]
-        delta = tf.maximum(n - clip_span(T, cfg.rate), 0)
-        if num_clips == 1:
-            starts = tf.reshape(delta // 2, [1])
-        else:
-            steps = tf.range(num_clips, dtype=tf.float64) / float(num_clips - 1)
-            starts = tf.cast(tf.round(tf.cast(delta, tf.float64) * steps), tf.int32)
-        idx = (starts[:, None] + tf.range(T)[None, :] * cfg.rate) % tf.maximum(n, 1)
+        idx = snippet_eval_indices_tf(n, cfg.frames, cfg.rate, K, num_clips)
         frames_ = _decode_jpegs(tf.gather(ex["jpegs"], tf.reshape(idx, [-1])))
         shape = tf.shape(frames_)
         clips = tf.reshape(frames_, tf.concat([[num_clips, T], shape[1:]], 0))

@@ -20,6 +20,11 @@ listed); a file that fails to decode during iteration is skipped, logged and cou
 ``dataset.error_log`` (:class:`~autox3d_tf.data.error_log.DecodeErrorLog`), or, with
 ``on_error="raise"``, stops the iteration with an error naming it.
 
+Temporal segments (``segments=K``, TSN-style): the clip is K snippets of ``frames`` x ``rate``, one
+per equal part of the video (a random position in training, the part's centre in evaluation, see
+:mod:`~autox3d_tf.data.sampling`), concatenated in time: ``[K * frames, crop, crop, 3]``, augmented as
+one clip. Feed it to :func:`autox3d_tf.models.segment_consensus`. ``segments=1`` is the plain clip.
+
 Kinetics segments (``time_start`` / ``time_end``) restrict clips to that part of the video when it
 lies inside it (:mod:`~autox3d_tf.data.sampling`); a segment starting past the video's end samples the
 whole video and is listed in ``dataset.error_log.segment_fallbacks``. Under
@@ -38,10 +43,10 @@ import tensorflow as tf
 from autox3d_tf.data import augment
 from autox3d_tf.data.annotations import Annotations, ClassMap, VideoRecord, check_videos_exist, load_annotations
 from autox3d_tf.data.clip import resolve_clip
-from autox3d_tf.data.common import check_on_error, eval_views, finish, pipeline_seed, pipeline_share, seed_stream
+from autox3d_tf.data.common import check_on_error, check_segments, eval_views, finish, pipeline_seed, pipeline_share, seed_stream
 from autox3d_tf.data.decode import VideoDecodeError, VideoInfo, decode_frames_for
 from autox3d_tf.data.error_log import DecodeErrorLog
-from autox3d_tf.data.sampling import Segment, eval_clip_indices, segment_frames, train_clip_indices
+from autox3d_tf.data.sampling import Segment, segment_frames, snippet_eval_indices, snippet_train_indices
 
 __all__ = ["video_dataset", "video_eval_dataset"]
 
@@ -101,6 +106,7 @@ def video_dataset(
     rate: int | None = None,
     crop: int | None = None,
     scale_range: tuple[int, int] | None = None,
+    segments: int = 1,
     flip: bool | None = None,
     seed: int | None = None,
     shuffle: bool = True,
@@ -121,6 +127,8 @@ def video_dataset(
         :class:`VideoRecord`; a video may be a frame folder (:mod:`~autox3d_tf.data.frame_folder`).
       model: named architecture whose clip settings are the defaults (``frames``, ``rate``, ``crop``,
         ``scale_range`` override them; see :func:`~autox3d_tf.data.clip.resolve_clip`).
+      segments: K temporal segments: clips of K snippets ``[K * frames, crop, crop, 3]`` (module
+        docstring); 1 (default) is the plain clip.
       flip: random horizontal flip; default on, except for Something-Something annotations.
       seed: makes the whole pipeline (order, clip starts, crops, flips) reproducible.
       shuffle / repeat / drop_remainder: as in tf.data.
@@ -149,13 +157,14 @@ def video_dataset(
     recs = list(ann.records)
     labels = np.array([r.label for r in recs], dtype=np.int32)
     n = len(recs)
-    T = cfg.frames
+    K = check_segments(segments)
+    T = K * cfg.frames
 
     def load(index: np.ndarray, clip_seed: np.ndarray):
         rng = np.random.default_rng([int(clip_seed) & 0xFFFFFFFFFFFF, 17])
 
         def indices(info: VideoInfo, segment: Segment) -> np.ndarray:
-            return train_clip_indices(info.num_frames, T, cfg.rate, rng, segment)
+            return snippet_train_indices(info.num_frames, cfg.frames, cfg.rate, K, rng, segment)
 
         return _decode_or_skip(recs[int(index)], indices, log, on_error, (T, 1, 1, 3))
 
@@ -195,6 +204,7 @@ def video_eval_dataset(
     frames: int | None = None,
     rate: int | None = None,
     crop: int | None = None,
+    segments: int = 1,
     on_error: str = "skip",
     error_log: DecodeErrorLog | None = None,
     video_root: str | os.PathLike | None = None,
@@ -210,6 +220,10 @@ def video_eval_dataset(
     ``crop``); the video is opened once for all its views. With ``input_context`` this pipeline
     reads only its share of the videos (all views of a video stay together). Average the views with
     :func:`~autox3d_tf.data.evaluation.evaluate_views`.
+
+    With ``segments=K`` a view is K snippets ``[K * frames, crop, crop, 3]``: the temporal views are
+    the K parts themselves (one view: every snippet at its part's centre; ``num_clips`` views: view
+    ``i`` shifts every snippet to the ``i``-th of ``num_clips`` uniform positions inside its part).
     """
     check_on_error(on_error)
     ann = _video_share(_as_annotations(source, video_root, split), input_context)
@@ -219,11 +233,12 @@ def video_eval_dataset(
     recs = list(ann.records)
     labels = np.array([r.label for r in recs], dtype=np.int32)
     ids = np.array([r.video_id for r in recs])
-    T, V = cfg.frames, num_clips * num_crops
+    K = check_segments(segments)
+    T, V = K * cfg.frames, num_clips * num_crops
 
     def load(index: np.ndarray):
         def indices(info: VideoInfo, segment: Segment) -> np.ndarray:
-            return eval_clip_indices(info.num_frames, T, cfg.rate, num_clips, segment)
+            return snippet_eval_indices(info.num_frames, cfg.frames, cfg.rate, K, num_clips, segment)
 
         return _decode_or_skip(recs[int(index)], indices, log, on_error, (num_clips, T, 1, 1, 3))
 
