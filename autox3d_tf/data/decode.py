@@ -6,7 +6,10 @@
     clip = center_crop(resize_short_side(frames, 256), 256)
 
 ``decode_frames`` seeks to the key frame before the first wanted frame and decodes forward only as far
-as the last wanted frame. Non-reference frames that no index needs are skipped inside the decoder
+as the last wanted frame; a seek that lands after it (MPEG-TS) or inside an open GOP seeks again
+further back (:func:`decode_from`), so every container gives the frames of a full decode. Frames are
+turned upright by the container's display matrix (rotated phone videos,
+:mod:`~autox3d_tf.data.orientation`). Non-reference frames that no index needs are skipped inside the decoder
 (``skip_frame``), and only the wanted frames are converted to RGB. Indices past the end of the video
 loop (``index % num_frames``). Every failure (missing, empty, truncated, corrupt or non-video file) is
 a :class:`VideoDecodeError` whose message names the file.
@@ -23,9 +26,11 @@ import math
 import os
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
+
+from autox3d_tf.data.orientation import Orientation, display_transform
 
 __all__ = [
     "VideoDecodeError",
@@ -34,6 +39,7 @@ __all__ = [
     "decode_frames",
     "decode_frames_for",
     "decode_all_frames",
+    "decode_from",
     "clip_indices",
     "resize_short_side",
     "center_crop",
@@ -47,6 +53,8 @@ _SEEK_MIN_SECONDS = 1.0
 # (and at least _TRUNCATION_MIN_FRAMES frames) is reported as truncated.
 _TRUNCATION_FRACTION = 0.05
 _TRUNCATION_MIN_FRAMES = 3
+# Packets read at the start of a file for its first frame's pts (a few GOPs' worth of reordering).
+_START_PACKETS = 16
 
 
 class VideoDecodeError(Exception):
@@ -174,10 +182,35 @@ def clip_indices(num_frames: int, frames: int, rate: int, start: int = 0) -> np.
 class _FrameIndexer:
     """Maps a packet's or frame's pts to a frame index at the stream's nominal frame rate."""
 
-    def __init__(self, stream, fps: float):
+    def __init__(self, stream, fps: float, start: int | None = None):
         self.time_base = Fraction(stream.time_base) if stream.time_base else None
-        self.start = stream.start_time or 0
+        self.start = (stream.start_time or 0) if start is None else start
         self.fps = Fraction(fps).limit_denominator(100000)
+
+    @classmethod
+    def of(cls, container, stream, fps: float) -> "_FrameIndexer":
+        """The indexer whose frame 0 is the first frame a full decode gives.
+
+        A container's start time can be earlier than its first frame's pts (AVI with B-frames starts
+        at pts 1): the first packets are read (not decoded) for their smallest pts, then the file is
+        rewound."""
+        import av
+
+        first = None
+        try:
+            for n, packet in enumerate(container.demux(stream)):
+                if n >= _START_PACKETS:
+                    break
+                if packet.pts is not None and not packet.is_discard and packet.size:
+                    first = packet.pts if first is None else min(first, packet.pts)
+            container.seek(0, stream=stream)
+        except av.error.FFmpegError:
+            first = None
+        stream.codec_context.flush_buffers()
+        start = stream.start_time
+        if first is not None and (start is None or first > start):
+            start = first
+        return cls(stream, fps, start)
 
     def __call__(self, pts: int | None) -> int | None:
         if pts is None or self.time_base is None:
@@ -188,15 +221,80 @@ class _FrameIndexer:
         return int(self.start + Fraction(index) / self.fps / self.time_base)
 
 
-def _decode_sorted(path: str, container, stream, info: VideoInfo, wanted: list[int]) -> tuple[dict, int]:
-    """Decodes the sorted unique ``wanted`` indices. Returns ``({index: array}, frames_seen_end)``.
+def decode_from(container, stream, indexer: _FrameIndexer, fps: float, first: int,
+                on_packet: Callable[[object], None] | None = None) -> Iterator:
+    """Decoded frames of ``stream`` in display order, starting at or before frame ``first``.
 
-    ``frames_seen_end`` is one past the last frame index the decoder produced when it reached the end
-    of the file, or -1 when it stopped early (all wanted frames found).
+    When ``first`` is far enough in, the container seeks to a key frame before it. A seek may land
+    after the wanted frame (MPEG-TS and other containers index inexactly) or on an open GOP whose
+    leading frames reference the previous GOP: frames before the first decoded key frame are
+    dropped, and a key frame after ``first`` means seeking again, further back, down to the start of
+    the file. So the first frame yielded is never later than ``first`` and always decodes cleanly,
+    as in a full decode. ``on_packet(packet)`` runs before each packet is decoded (e.g. to set
+    ``skip_frame``). FFmpeg errors propagate.
     """
     import av
 
-    indexer = _FrameIndexer(stream, info.fps)
+    ctx = stream.codec_context
+    back = 1  # how far before ``first`` to seek: a second, then doubled, on each retry
+    seek = indexer.time_base is not None and first / fps >= _SEEK_MIN_SECONDS
+    attempt = 0
+    while True:
+        target = first - back if seek else -1
+        if target > 0:
+            try:
+                container.seek(indexer.to_pts(target), stream=stream, backward=True, any_frame=False)
+            except av.error.FFmpegError:
+                target = -1
+        if target <= 0 and attempt:
+            container.seek(0, stream=stream)
+        if attempt:
+            ctx.flush_buffers()
+        attempt += 1
+        checked = target <= 0  # decoding from the start needs no check
+        overshot = False
+
+        def frames(packets):
+            nonlocal checked, overshot
+            for packet in packets:
+                if packet is not None and packet.size == 0 and packet.dts is None:
+                    continue  # the demuxer's flush packet: the decoder is flushed below
+                if on_packet is not None and packet is not None:
+                    on_packet(packet)
+                for frame in ctx.decode(packet):
+                    if not checked:
+                        if not frame.key_frame:
+                            continue  # an open GOP's leading frame, or before the seek point
+                        idx = indexer(frame.pts)
+                        if idx is None or idx > first:
+                            overshot = True
+                            return
+                        checked = True
+                    yield frame
+
+        yield from frames(container.demux(stream))
+        if not overshot:
+            ctx.skip_frame = "DEFAULT"
+            yield from frames([None])
+        if checked and not overshot:
+            return
+        back = max(2 * back, int(round(fps)))  # landed after ``first`` (or on no key frame): further back
+        if target <= 0:
+            return
+
+
+def _decode_sorted(path: str, container, stream, info: VideoInfo, wanted: list[int],
+                   skip: bool = True) -> tuple[dict, int, bool]:
+    """Decodes the sorted unique ``wanted`` indices. Returns ``({index: array}, frames_seen_end, gaps)``.
+
+    ``frames_seen_end`` is one past the last frame index the decoder produced when it reached the end
+    of the file, or -1 when it stopped early (all wanted frames found). ``gaps`` says that a wanted
+    index had no frame of its own (variable frame rate) while non-reference frames were skipped, so
+    the frame repeated in its place may be the wrong one: decode again with ``skip=False``.
+    """
+    import av
+
+    indexer = _FrameIndexer.of(container, stream, info.fps)
     ctx = stream.codec_context
     wanted_set = set(wanted)
     last_wanted = wanted[-1]
@@ -204,18 +302,18 @@ def _decode_sorted(path: str, container, stream, info: VideoInfo, wanted: list[i
     pending = list(wanted)  # ascending, not yet filled
     prev_frame = None  # last decoded frame (kept unconverted) to fill gaps in variable-rate videos
     counter = -1  # fallback index when frames carry no pts
+    orient: Orientation | None = None
+    gaps = False
 
-    if indexer.time_base is not None and wanted[0] / info.fps >= _SEEK_MIN_SECONDS:
-        # Seek a little before the first wanted frame; PyAV lands on the key frame before it.
-        target = indexer.to_pts(max(wanted[0] - 1, 0))
-        try:
-            container.seek(target, stream=stream, backward=True, any_frame=False)
-        except av.error.FFmpegError:
-            container.seek(0, stream=stream)
+    def rgb(frame) -> np.ndarray:
+        nonlocal orient
+        if orient is None:
+            orient = display_transform(frame)
+        return orient(frame.to_ndarray(format="rgb24"))
 
     def take(frame) -> bool:
         """Files a decoded frame; returns True when every wanted frame is filled."""
-        nonlocal prev_frame, counter
+        nonlocal prev_frame, counter, gaps
         counter += 1
         idx = indexer(frame.pts)
         if idx is None:
@@ -223,33 +321,37 @@ def _decode_sorted(path: str, container, stream, info: VideoInfo, wanted: list[i
         while pending and pending[0] < idx:  # a gap (variable frame rate): repeat the previous frame
             gap = pending.pop(0)
             src = prev_frame if prev_frame is not None else frame
-            out[gap] = src.to_ndarray(format="rgb24")
+            out[gap] = rgb(src)
+            gaps = gaps or skip
         if pending and pending[0] == idx:
             pending.pop(0)
-            out[idx] = frame.to_ndarray(format="rgb24")
+            out[idx] = rgb(frame)
         prev_frame = frame
         return not pending
 
+    def on_packet(packet) -> None:
+        p_idx = indexer(packet.pts)
+        skipped = skip and p_idx is not None and p_idx not in wanted_set and p_idx < last_wanted
+        ctx.skip_frame = "NONREF" if skipped else "DEFAULT"
+
     try:
-        for packet in container.demux(stream):
-            if packet.size == 0 and packet.dts is None:
-                continue  # the demuxer's flush packet: handled below
-            p_idx = indexer(packet.pts)
-            skip = p_idx is not None and p_idx not in wanted_set and p_idx < last_wanted
-            ctx.skip_frame = "NONREF" if skip else "DEFAULT"
-            for frame in ctx.decode(packet):
-                if take(frame):
-                    return out, -1
-        ctx.skip_frame = "DEFAULT"
-        for frame in ctx.decode(None):
+        for frame in decode_from(container, stream, indexer, info.fps, wanted[0], on_packet):
             if take(frame):
-                return out, -1
+                ctx.skip_frame = "DEFAULT"
+                return out, -1, gaps
     except av.error.FFmpegError as err:
         if not out and prev_frame is None:
             raise VideoDecodeError(path, f"corrupt video data ({type(err).__name__}: {err})") from err
         raise VideoDecodeError(path, f"truncated or corrupt video: decoding stopped ({err})") from err
+    finally:
+        ctx.skip_frame = "DEFAULT"
     end = (indexer(prev_frame.pts) if prev_frame is not None and prev_frame.pts is not None else counter) + 1
-    return out, end
+    return out, end, gaps
+
+
+def _restart(container, stream) -> None:
+    container.seek(0, stream=stream)
+    stream.codec_context.flush_buffers()
 
 
 def decode_frames(path: str | os.PathLike, indices: Sequence[int], frame_rate: float | None = None) -> np.ndarray:
@@ -287,7 +389,10 @@ def decode_frames_for(
             raise VideoDecodeError(path, "video stream has no frames")
         shape, mapped = chosen_indices(choose, info)
         wanted = sorted(set(mapped.tolist()))
-        found, end = _decode_sorted(path, container, stream, info, wanted)
+        found, end, gaps = _decode_sorted(path, container, stream, info, wanted)
+        if gaps:  # variable frame rate: the frame before a gap may have been skipped
+            _restart(container, stream)
+            found, end, _ = _decode_sorted(path, container, stream, info, wanted, skip=False)
         missing = [i for i in wanted if i not in found]
         if missing:
             declared = int(stream.frames or 0)
@@ -300,9 +405,8 @@ def decode_frames_for(
                 raise VideoDecodeError(path, "no decodable frames")
             # The frame count was an estimate a little too high: loop over the frames that exist.
             remap = {i: i % end for i in missing}
-            container.seek(0, stream=stream)
-            stream.codec_context.flush_buffers()
-            extra, _ = _decode_sorted(path, container, stream, info, sorted(set(remap.values())))
+            _restart(container, stream)
+            extra, _, _ = _decode_sorted(path, container, stream, info, sorted(set(remap.values())), skip=False)
             for i, j in remap.items():
                 if j not in extra:
                     raise VideoDecodeError(path, f"frame {j} could not be decoded")
@@ -346,7 +450,11 @@ def decode_all_frames(path: str | os.PathLike) -> np.ndarray:
         return decode_frame_folder_for(path, lambda info: np.arange(info.num_frames))[0]
     container, stream = _open(path)
     try:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        orient: Orientation | None = None
+        frames = []
+        for frame in container.decode(stream):
+            orient = orient or display_transform(frame)
+            frames.append(orient(frame.to_ndarray(format="rgb24")))
     except av.error.FFmpegError as err:
         raise VideoDecodeError(path, f"truncated or corrupt video ({err})") from err
     finally:

@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from autox3d_tf.data.annotations import Annotations, VideoRecord, check_videos_exist, load_annotations
-from autox3d_tf.data.decode import _SEEK_MIN_SECONDS, VideoDecodeError, _FrameIndexer, _info_from, _open
+from autox3d_tf.data.decode import VideoDecodeError, _FrameIndexer, _info_from, _open, decode_from
 from autox3d_tf.data.frame_folder import frame_files, probe_frame_folder, read_frame
+from autox3d_tf.data.orientation import display_transform
 from autox3d_tf.data.sampling import segment_frames
 from autox3d_tf.data.tfrecord_format import make_sequence_example, shard_paths
 
@@ -77,19 +78,19 @@ def video_to_jpegs(
         if segment_info is not None:
             segment_info.update(past_end=seg.past_end, first=seg.first, count=seg.count)
         restricted = (seg.first, seg.count) != (0, info.num_frames)
-        indexer = _FrameIndexer(stream, info.fps)
+        indexer = _FrameIndexer.of(container, stream, info.fps)
         keep_fps = min(fps, info.fps) if fps else info.fps
         step = 1.0 / keep_fps
         next_t = seg.first / info.fps - 0.5 / info.fps if restricted else 0.0
         h = w = 0
         tb = float(stream.time_base) if stream.time_base else None
-        start_pts = stream.start_time or 0
+        start_pts = indexer.start
         n = -1
         index = -1
         reached_end = False
-        if restricted and indexer.time_base is not None and seg.first / info.fps >= _SEEK_MIN_SECONDS:
-            container.seek(indexer.to_pts(max(seg.first - 1, 0)), stream=stream, backward=True, any_frame=False)
-        for frame in container.decode(stream):
+        orient = None
+        first = seg.first if restricted else 0
+        for frame in decode_from(container, stream, indexer, info.fps, first):
             n += 1
             t = (frame.pts - start_pts) * tb if (frame.pts is not None and tb) else n / info.fps
             if restricted:
@@ -107,6 +108,9 @@ def video_to_jpegs(
             h, w = _target_size(frame.height, frame.width, short_side)
             rgb = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA") if (
                 (h, w) != (frame.height, frame.width)) else frame.to_ndarray(format="rgb24")
+            orient = orient or display_transform(frame)
+            rgb = orient(rgb)
+            h, w = rgb.shape[:2]
             jpegs.append(tf.io.encode_jpeg(rgb, quality=quality).numpy())
     except av.error.FFmpegError as err:
         raise VideoDecodeError(path, f"truncated or corrupt video ({err})") from err
