@@ -10,12 +10,14 @@ A built network's layers (after its input, ``frames``)::
 
     preprocessing (with ``include_preprocessing=True``)
     stem_pad, stem_conv_spatial, stem_conv_temporal, stem_bn, stem_relu
-    stage{s}_block{b}_{conv_a, bn_a, relu_a, conv_b[_{k}], bn_b, se_pool, se_reduce, se_expand,
-                       se_scale, swish, conv_c, bn_c, shortcut_conv, shortcut_bn, add, relu}
+    stage{s}_block{b}_{conv_a, bn_a, relu_a, conv_b[_{k}], conv_b_add, bn_b, se_pool, se_reduce,
+                       se_expand, se_scale, swish, conv_c, bn_c, shortcut_conv, shortcut_bn, add, relu}
     head_conv, head_bn, head_relu, head_pool, head_dense, head_dense_relu, head_dropout, predictions
 
 Stages are numbered from 1 and blocks from 0, as pytorchvideo's ``blocks[s].res_blocks[b]``; a
-block with two depthwise convolutions ("2+1d") names them ``conv_b_0`` and ``conv_b_1``.
+block with two depthwise convolutions (the pseudo-3D types: "2+1d", "p3d-b", "p3d-c", "2+1d-d2") names
+them ``conv_b_0`` (spatial) and ``conv_b_1`` (temporal), and the sum of the two that "p3d-b" and
+"p3d-c" compute ``conv_b_add``.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ BLOCK_WEIGHT_ROLES = (CONV_A, BN_A, CONV_B, BN_B, SE_REDUCE, SE_EXPAND, CONV_C, 
 RELU_A = "relu_a"
 SE_POOL = "se_pool"
 SE_SCALE = "se_scale"
+CONV_B_ADD = "conv_b_add"  # the sum of a pseudo-3D block's two depthwise convolutions
 SWISH = "swish"
 ADD = "add"
 RELU = "relu"

@@ -122,6 +122,9 @@ class DepthwiseConv3D(keras.layers.Layer):
         kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer: as in Keras.
         implementation: "auto", "slices" or "shift_conv" (see the module docstring); the weights and
             the function computed are the same.
+        dilation_rate: int or (t, h, w); only the temporal rate may exceed 1, and only for a
+            ``(kt, 1, 1)`` kernel with spatial strides 1 (a pseudo-3D block's dilated temporal
+            convolution): the taps are ``t`` frames apart, ``y[f] = sum_i k[i] x[f * st + i * t - pad]``.
 
     Input ``(batch, frames, height, width, channels)``; output the same rank with the
     convolved sizes. The kernel has shape ``(t, h, w, channels, 1)``.
@@ -138,13 +141,24 @@ class DepthwiseConv3D(keras.layers.Layer):
         kernel_regularizer=None,
         bias_regularizer=None,
         implementation: str = "auto",
+        dilation_rate: int | Sequence[int] = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.implementation = _check_implementation(implementation)
         self.kernel_size = _triple(kernel_size, "kernel_size")
         self.strides = _triple(strides, "strides")
+        self.dilation_rate = _triple(dilation_rate, "dilation_rate")
+        if self.dilation_rate[1:] != (1, 1):
+            raise ValueError(f"`dilation_rate` may only dilate time, got {self.dilation_rate}.")
+        if self.dilation_rate[0] > 1 and (self.kernel_size[1:] != (1, 1) or self.strides[1:] != (1, 1)):
+            raise ValueError(
+                "A temporal `dilation_rate` needs a (kt, 1, 1) kernel with spatial strides 1, got kernel "
+                f"{self.kernel_size} and strides {self.strides}."
+            )
         self.padding = _normalize_padding(padding)
+        if self.dilation_rate[0] > 1 and not isinstance(self.padding, str) and any(map(any, self.padding[1:])):
+            raise ValueError(f"A temporal `dilation_rate` pads only time, got padding {self.padding}.")
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -175,7 +189,7 @@ class DepthwiseConv3D(keras.layers.Layer):
             return ((0, 0),) * 3
         if self.padding == "same":
             pads = []
-            for size, k, s in zip(shape[1:4], self.kernel_size, self.strides):
+            for size, k, s in zip(shape[1:4], self._spans(), self.strides):
                 if size is None:
                     if s != 1:
                         raise ValueError("'same' padding with stride > 1 needs static input sizes.")
@@ -183,6 +197,11 @@ class DepthwiseConv3D(keras.layers.Layer):
                 pads.append(same_pads(size, k, s))
             return tuple(pads)
         return self.padding
+
+    def _spans(self) -> tuple[int, int, int]:
+        """The kernel's extent per axis: ``(kt - 1) * dilation + 1`` in time."""
+        (kt, kh, kw), dt = self.kernel_size, self.dilation_rate[0]
+        return ((kt - 1) * dt + 1, kh, kw)
 
     def _spatial_same(self, pads) -> bool:
         """Whether the spatial pads are TensorFlow's 'same' at stride 1 (the 2D op's own padding)."""
@@ -193,7 +212,7 @@ class DepthwiseConv3D(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         pads = self._pads(input_shape)
-        dims = [_out_len(n, k, s, p) for n, k, s, p in zip(input_shape[1:4], self.kernel_size, self.strides, pads)]
+        dims = [_out_len(n, k, s, p) for n, k, s, p in zip(input_shape[1:4], self._spans(), self.strides, pads)]
         return (input_shape[0], *dims, input_shape[-1])
 
     def call(self, inputs):
@@ -311,7 +330,7 @@ class DepthwiseConv3D(keras.layers.Layer):
         channels = inputs.shape[-1]
         shape = ops.shape(inputs)
         x = ops.reshape(inputs, (shape[0], shape[1], -1, channels))
-        out, native_padding = conv_along_frames(x, self.kernel[:, 0], pads, st)
+        out, native_padding = conv_along_frames(x, self.kernel[:, 0], pads, st, self.dilation_rate[0])
         fuse_bias = self.use_bias and native_padding
         if fuse_bias:
             out = bias_add(out, self.bias)
@@ -336,6 +355,7 @@ class DepthwiseConv3D(keras.layers.Layer):
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
                 "implementation": self.implementation,
+                "dilation_rate": self.dilation_rate,
             }
         )
         return config

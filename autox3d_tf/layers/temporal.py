@@ -42,11 +42,18 @@ def bias_add(x: Any, bias: Any) -> Any:
     return x + bias
 
 
-def depthwise_conv2d(x: Any, kernel: Any, strides: tuple[int, int], padding: str | list) -> Any:
+def depthwise_conv2d(
+    x: Any, kernel: Any, strides: tuple[int, int], padding: str | list, dilation: tuple[int, int] = (1, 1)
+) -> Any:
     """Depthwise 2D convolution of ``(N, H, W, C)`` ``x``; ``padding`` is "same", "valid" or, on
-    the TensorFlow backend only, explicit ``[[0, 0], [h0, h1], [w0, w1], [0, 0]]`` pairs."""
+    the TensorFlow backend only, explicit ``[[0, 0], [h0, h1], [w0, w1], [0, 0]]`` pairs (not with
+    ``dilation``, whose taps are ``dilation`` rows / columns apart; strides must then be 1)."""
     if isinstance(padding, str):
+        if tuple(dilation) != (1, 1):
+            return ops.depthwise_conv(x, kernel, strides=strides, padding=padding, dilation_rate=tuple(dilation))
         return ops.depthwise_conv(x, kernel, strides=strides, padding=padding)
+    if tuple(dilation) != (1, 1):
+        raise ValueError("depthwise_conv2d: explicit padding with a dilation is not supported; pad the tensor.")
     import tensorflow as tf
 
     return tf.nn.depthwise_conv2d(x, kernel, (1, *strides, 1), padding)
@@ -60,32 +67,37 @@ def add_n(terms: list) -> Any:
     return out
 
 
-def conv_along_frames(view: Any, kernel: Any, pads: tuple[int, int], stride: int = 1) -> tuple[Any, bool]:
+def conv_along_frames(
+    view: Any, kernel: Any, pads: tuple[int, int], stride: int = 1, dilation: int = 1
+) -> tuple[Any, bool]:
     """Depthwise convolution of a ``(clips, frames, pixels, C)`` view along its frame axis.
 
     Args:
         view: the clips, each frame's pixels in one axis.
         kernel: ``(kt, 1, C, 1)``.
         pads: zero frames (before, after) of each clip, added by the op itself where it can
-            ("same", TensorFlow's explicit pads), else by padding the tensor first.
+            ("same", TensorFlow's explicit pads without dilation), else by padding the tensor first.
         stride: temporal stride, by subsampling the stride-1 output: TensorFlow's depthwise
             kernel takes no unequal strides (nor their gradient).
+        dilation: the temporal taps are ``dilation`` frames apart (the op's dilation ``(d, 1)``):
+            ``y[t] = sum_i kernel[i] * x[t + i * d - pads[0]]``.
 
     Returns:
         The ``(clips, out_frames, pixels, C)`` output and whether the op's padding was
         "same" / "valid", after which a BiasAdd may fuse into it (TensorFlow 2.21's fused
         depthwise kernel aborts on explicit pads, see `DepthwiseConv3D`).
     """
+    span = (kernel.shape[0] - 1) * dilation + 1
     if not any(pads):
         padding: str | list = "valid"
-    elif tuple(pads) == same_pads(1, kernel.shape[0], 1):
+    elif tuple(pads) == same_pads(1, span, 1):
         padding = "same"
-    elif is_tensorflow():
+    elif is_tensorflow() and dilation == 1:
         padding = [[0, 0], list(pads), [0, 0], [0, 0]]
     else:
         view = ops.pad(view, [[0, 0], list(pads), [0, 0], [0, 0]])
         padding = "valid"
-    out = depthwise_conv2d(view, kernel, (1, 1), padding)
+    out = depthwise_conv2d(view, kernel, (1, 1), padding, (dilation, 1))
     if stride > 1:
         out = out[:, ::stride]
     return out, isinstance(padding, str)

@@ -18,6 +18,7 @@ from keras import layers
 from autox3d_tf.arch import naming
 from autox3d_tf.arch.spec import SE_RATIO, ArchSpec, BlockSpec, round_width
 from autox3d_tf.layers import DepthwiseConv3D, FrameConv3D, PixelNormalization, PointwiseConv3D
+from autox3d_tf.models.pseudo3d import FOLD_PARTS, combine_pseudo3d, pseudo3d_convs
 from autox3d_tf.models.video_model import VideoModel
 
 BN_EPSILON = 1e-5
@@ -91,6 +92,21 @@ class _Graph:
     def __init__(self, fold_batch_norm: bool):
         self.fold = fold_batch_norm
         self.folded: dict[str, str] = {}  # convolution layer name -> the BatchNorm folded into it
+        # convolution layer name -> the parts of its BatchNorm it takes ("scale", "bias"), where
+        # not both (the two convolutions of a pseudo-3D block share one BatchNorm)
+        self.fold_parts: dict[str, tuple[str, ...]] = {}
+
+    def norm_parts(self, y, convs, parts, bn_name: str):
+        """BatchNorm ``bn_name`` on ``y``, computed by ``convs``; folded, ``parts[i]`` of it go to
+        ``convs[i]`` (see `autox3d_tf.models.pseudo3d.FOLD_PARTS`)."""
+        if not self.fold:
+            return _bn(bn_name)(y)
+        for conv, part in zip(convs, parts):
+            if part:
+                self.folded[conv.name] = bn_name
+                if tuple(part) != ("scale", "bias"):
+                    self.fold_parts[conv.name] = tuple(part)
+        return y
 
     def norm(self, x, conv, bn_name: str, relu_name: str | None = None, zero_gamma: bool = False):
         """Applies ``conv``, then BatchNorm (or the bias it folds into) and an optional ReLU."""
@@ -155,6 +171,19 @@ def residual_block(x, block: BlockSpec, in_width: int, width: int, stride: int, 
     conv_a = PointwiseConv3D(inner, use_bias=g.fold, activation=relu, kernel_initializer=fresh_initializer(CONV_INIT), name=name(naming.CONV_A))
     y = g.norm(x, conv_a, name(naming.BN_A), relu_name=name(naming.RELU_A))
     kernels = block.kernels
+    op = block.pseudo3d
+    if op is not None:
+        parts = FOLD_PARTS[op.topology]
+        spatial, temporal = pseudo3d_convs(
+            op,
+            stride,
+            names=(name(naming.depthwise_role(0, 2)), name(naming.depthwise_role(1, 2))),
+            biases=(g.fold and "bias" in parts[0], g.fold and "bias" in parts[1]),
+            initializer=lambda: fresh_initializer(DEPTHWISE_INIT),
+        )
+        y = combine_pseudo3d(y, spatial, temporal, op.topology, name=name(naming.CONV_B_ADD))
+        y = g.norm_parts(y, (spatial, temporal), parts, name(naming.BN_B))
+        kernels = ()
     for i, kernel in enumerate(kernels):
         last = i == len(kernels) - 1
         conv = DepthwiseConv3D(
@@ -275,4 +304,5 @@ def build_model(
     }
     model = VideoModel(inputs, x, name=name or spec.name, arch_spec=spec, build_options=options)
     model.folded_batch_norms = dict(g.folded)
+    model.folded_batch_norm_parts = dict(g.fold_parts)
     return model

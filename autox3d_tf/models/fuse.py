@@ -31,6 +31,9 @@ def _build_kwargs(model: keras.Model) -> dict:
 def fold_weights(source: keras.Model, folded: keras.Model) -> None:
     """Copies ``source``'s weights into the folded graph ``folded``, folding each BatchNorm."""
     pairs: dict[str, str] = getattr(folded, "folded_batch_norms", {})
+    # A convolution that takes only the scale or only the bias of its BatchNorm (one of the two
+    # convolutions of a pseudo-3D block, which share one: see `autox3d_tf.models.pseudo3d.FOLD_PARTS`).
+    parts_of: dict[str, tuple[str, ...]] = getattr(folded, "folded_batch_norm_parts", {})
     for layer in folded.layers:
         if not layer.weights:
             continue
@@ -42,15 +45,17 @@ def fold_weights(source: keras.Model, folded: keras.Model) -> None:
         bn = source.get_layer(bn_name)
         gamma, beta, mean, var = (np.asarray(w, np.float64) for w in bn.get_weights())
         scale = gamma / np.sqrt(var + bn.epsilon)
+        parts = parts_of.get(layer.name, ("scale", "bias"))
         kernel = np.asarray(src.kernel, np.float64)
-        if isinstance(src, DepthwiseConv3D):
-            kernel = kernel * scale[:, None]
-        else:
-            kernel = kernel * scale
-        bias = beta - mean * scale
-        if getattr(src, "bias", None) is not None:
-            bias = bias + np.asarray(src.bias, np.float64) * scale
-        layer.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+        if "scale" in parts:
+            kernel = kernel * (scale[:, None] if isinstance(src, DepthwiseConv3D) else scale)
+        weights = [kernel.astype(np.float32)]
+        if getattr(layer, "bias", None) is not None:
+            bias = beta - mean * scale if "bias" in parts else np.zeros_like(beta)
+            if getattr(src, "bias", None) is not None:
+                bias = bias + np.asarray(src.bias, np.float64) * (scale if "scale" in parts else 1.0)
+            weights.append(bias.astype(np.float32))
+        layer.set_weights(weights)
 
 
 def fuse_for_inference(model: keras.Model, spec: ArchSpec | None = None) -> keras.Model:

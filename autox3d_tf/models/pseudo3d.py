@@ -31,7 +31,18 @@ from autox3d_tf.layers import DepthwiseConv3D
 
 PSEUDO3D: dict[str, Pseudo3D] = PSEUDO3D_BLOCKS
 
-__all__ = ["PSEUDO3D", "Pseudo3D", "TOPOLOGIES", "combine_pseudo3d", "pseudo3d_convs"]
+__all__ = ["FOLD_PARTS", "PSEUDO3D", "Pseudo3D", "TOPOLOGIES", "combine_pseudo3d", "pseudo3d_convs"]
+
+# Folding the BatchNorm after a pseudo-3D operator, BN(y) = scale * y + bias, into its two
+# convolutions: which of them takes the (per-channel) scale on its kernel and which the bias,
+# as ``topology -> (spatial parts, temporal parts)``. Serial: T(S(x)) is linear in T, so T takes
+# both. Parallel: scale both branches, bias one. Serial-residual: a depthwise T commutes with a
+# per-channel scale, so scaling S scales both terms; the bias goes on T, after which nothing sees it.
+FOLD_PARTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    SERIAL: ((), ("scale", "bias")),
+    PARALLEL: (("scale", "bias"), ("scale",)),
+    SERIAL_RESIDUAL: (("scale",), ("bias",)),
+}
 
 
 def combine_pseudo3d(

@@ -23,6 +23,8 @@ How the layers of an autox3d-v1 spec map onto these terms (our choices where tin
   the same symmetric padding as the model: ``R = (R_in - 1) // 2 + 1``).
 - a block with several depthwise kernels (``2+1d``: ``1x3x3`` then ``3x1x1``) contributes
   ``0.5 ln(Kt k^2 alpha)`` for each kernel.
+- the other pseudo-3D types (parallel ``p3d-b``, ``p3d-c`` with its residual, the dilated ``2+1d-d2``)
+  have no such term: scoring a spec with one raises a ValueError naming the type.
 - skip blocks contribute nothing; neither does squeeze-excitation (tinynas' ``SE3D`` has no STEntr
   term), so attention is score-neutral and only costs MACs.
 - the head's 1x1x1 conv (last stage width -> ``head_width``) is a plain conv (``0.5 ln(C_in)``), and
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from autox3d_tf.arch.naming import block_prefix
-from autox3d_tf.arch.spec import ArchSpec
+from autox3d_tf.arch.spec import BLOCK_KERNELS, ArchSpec, is_plain_series
 
 __all__ = [
     "LayerTerm",
@@ -109,6 +111,13 @@ def entropy_score_terms(spec: ArchSpec, frames: int | None = None, size: int | N
                 continue
             stride = stage.stride if b == 0 else 1
             r = _down(r, stride) if stride > 1 else r
+            if not is_plain_series(block.type):
+                op = block.pseudo3d
+                raise ValueError(
+                    f"{block_prefix(s + 1, b)}: block type {block.type!r} ({op.topology}, temporal dilation "
+                    f"{op.temporal_dilation}) has no STEntr term (the score chains a block's kernels undilated); "
+                    f"the scored types are {[t for t in BLOCK_KERNELS if is_plain_series(t)]}."
+                )
             inner = block.inner_width(stage.width)
             value = block_term(in_width, inner, frames, r, block.kernels)
             terms.append(LayerTerm(block_prefix(s + 1, b), frames, r, value))

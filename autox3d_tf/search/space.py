@@ -22,7 +22,16 @@ import numpy as np
 
 from autox3d_tf.arch.naming import block_prefix
 from autox3d_tf.arch.macs import block_macs, head_macs, stem_macs
-from autox3d_tf.arch.spec import ATTENTIONS, BLOCK_KERNELS, SKIP, ArchSpec, BlockSpec, SpecError, StageSpec
+from autox3d_tf.arch.spec import (
+    ATTENTIONS,
+    BLOCK_KERNELS,
+    SKIP,
+    V1_BLOCK_TYPES,
+    ArchSpec,
+    BlockSpec,
+    SpecError,
+    StageSpec,
+)
 
 X3D_BASE_WIDTHS = (24, 48, 96, 192)
 DEPTHS = {"default": (3, 5, 11, 7), "L": (5, 10, 25, 15)}
@@ -60,7 +69,7 @@ class SearchSpace:
 
     stage_widths: tuple[tuple[int, ...], ...]
     max_depths: tuple[int, ...]
-    block_types: tuple[str, ...] = tuple(BLOCK_KERNELS)
+    block_types: tuple[str, ...] = V1_BLOCK_TYPES  # any of BLOCK_KERNELS (the pseudo-3D types too)
     allow_skip: bool = True
     expansions: tuple[float, ...] = EXPANSIONS
     attentions: tuple[str, ...] = ATTENTIONS

@@ -42,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from autox3d_tf.arch import naming
-from autox3d_tf.arch.spec import BLOCK_KERNELS, SE_RATIO, round_width
+from autox3d_tf.arch.spec import BLOCK_KERNELS, SE_RATIO, SpecError, is_plain_series, pseudo3d, round_width
 from autox3d_tf.layers.temporal import conv_along_frames, sum_temporal_taps
 from autox3d_tf.models.builder import BN_EPSILON, CONV_INIT, DEPTHWISE_INIT, HEAD_INIT
 from autox3d_tf.models.builder import fresh_initializer as _fresh
@@ -160,6 +160,14 @@ class SearchableBlock(_Net):
         super().__init__(bn_group_size, frames, **kwargs)
         self.in_width, self.width, self.stride = in_width, width, stride
         self.block_types = tuple(block_types)
+        for t in self.block_types:
+            if not is_plain_series(t):
+                op = pseudo3d(t)
+                raise SpecError(
+                    f"block type {t!r} ({op.topology}, temporal dilation {op.temporal_dilation}) is not supported "
+                    "by the probabilistic supernet, which chains a type's kernels undilated; use the types "
+                    f"{[b for b in BLOCK_KERNELS if is_plain_series(b)]}."
+                )
         self.allow_skip = allow_skip
         self.inner = int(max_expansion * width)
         self.se_width = round_width(self.inner, SE_RATIO)
