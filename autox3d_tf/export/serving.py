@@ -13,7 +13,14 @@ JSON semantics follow https://www.tensorflow.org/tfx/serving/api_rest :
 - columnar format ``{"inputs": value}`` or ``{"inputs": {name: value}}`` (batch dimension
   included); answered ``{"outputs": value}`` or ``{"outputs": {name: value}}``;
 - optional ``"signature_name"`` (default ``serving_default``); ``{"b64": ...}`` for binary
-  strings; errors as ``{"error": "..."}`` with HTTP 400.
+  strings; errors as ``{"error": "..."}`` with HTTP 400;
+- values must be of the input's type, as TF Serving checks them: JSON integers for an integer input
+  (``0.7``, ``"7"`` or ``true`` for the uint8 ``frames`` is a 400, never truncated to 0), numbers for
+  a floating one; metadata names dtypes as TF Serving does (``DT_FLOAT``, ``DT_UINT8``).
+
+The REST server keeps a deep listen backlog, bounds each request's socket reads by a timeout and
+answers every request (a bad or short ``Content-Length``, JSON nested too deeply, a server fault),
+so what a client sees is what it would see from TF Serving under the same load.
 
 TensorFlow-only (loads a TensorFlow SavedModel).
 """
@@ -80,7 +87,7 @@ class Predictor:
         """``GET /v1/models/<name>/metadata``-like description of the signatures."""
 
         def spec(s: tf.TensorSpec) -> dict:
-            return {"dtype": "DT_" + s.dtype.name.upper(), "tensor_shape": {"dim": [
+            return {"dtype": _dtype_name(s.dtype), "tensor_shape": {"dim": [
                 {"size": str(-1 if d is None else d)} for d in s.shape]}, "name": s.name or ""}
 
         return {"model_spec": {"name": self.model_name, "version": str(self.version)},
@@ -101,6 +108,23 @@ def _decode_b64(value: Any) -> Any:
     return value
 
 
+def _check_json_numbers(array: np.ndarray, spec: tf.TensorSpec, name: str) -> np.ndarray:
+    """``array`` (of JSON values, dtype object) as int64 / float64; TF Serving's type rules: an
+    integer input takes only JSON integers, a floating one integers and decimals (never booleans or
+    strings, which NumPy would silently cast)."""
+    allowed: tuple[type, ...] = (int,) if spec.dtype.is_integer else (int, float)
+    kinds = set(map(type, array.ravel().tolist()))
+    bad = [k for k in kinds if k not in allowed or k is bool]
+    if bad:
+        what = "a nested list of unequal lengths" if list in bad else "/".join(sorted(k.__name__ for k in bad))
+        raise ServingError(f"input {name!r}: JSON value of type {what} is not of expected type "
+                           f"{_dtype_name(spec.dtype)}")
+    try:
+        return array.astype(np.int64 if spec.dtype.is_integer else np.float64)
+    except (OverflowError, ValueError, TypeError):
+        raise ServingError(f"input {name!r}: values outside the range of {spec.dtype.name}") from None
+
+
 def _to_tensor(value: Any, spec: tf.TensorSpec, name: str) -> tf.Tensor:
     """JSON value -> tensor of the signature's dtype; out-of-range / malformed values are errors."""
     if isinstance(value, (np.ndarray, tf.Tensor)):
@@ -109,16 +133,29 @@ def _to_tensor(value: Any, spec: tf.TensorSpec, name: str) -> tf.Tensor:
         array = np.asarray(_decode_b64(value), dtype=object)
     else:
         try:
-            array = np.asarray(value, dtype=np.float64 if spec.dtype.is_floating else np.int64)
-        except (ValueError, TypeError):
+            array = np.asarray(value, dtype=object)
+        except (ValueError, TypeError, RecursionError):
             raise ServingError(f"input {name!r}: not a rectangular array of numbers") from None
-        if spec.dtype.is_integer:
-            info = np.iinfo(spec.dtype.as_numpy_dtype)
-            if array.size and (array.min() < info.min or array.max() > info.max):
-                raise ServingError(f"input {name!r}: values outside the range of {spec.dtype.name}")
+        if spec.dtype.is_bool:
+            if set(map(type, array.ravel().tolist())) - {bool}:
+                raise ServingError(f"input {name!r}: JSON value is not of expected type DT_BOOL")
+            array = array.astype(bool)
+        else:
+            array = _check_json_numbers(array, spec, name)
+    if spec.dtype.is_integer:
+        info = np.iinfo(spec.dtype.as_numpy_dtype)
+        if array.size and (array.min() < info.min or array.max() > info.max):
+            raise ServingError(f"input {name!r}: values outside the range of {spec.dtype.name}")
     if array.ndim != len(spec.shape) or not spec.shape.is_compatible_with(array.shape):
         raise ServingError(f"input {name!r}: shape {list(array.shape)} does not match {spec.shape}")
     return tf.constant(array, dtype=spec.dtype)
+
+
+def _dtype_name(dtype: tf.DType) -> str:
+    """TensorFlow's ``DataType`` enum name, as TF Serving's metadata writes it (``DT_FLOAT``)."""
+    from tensorflow.core.framework import types_pb2
+
+    return types_pb2.DataType.Name(dtype.as_datatype_enum)
 
 
 def _jsonable(array: np.ndarray, name: str) -> Any:
@@ -136,8 +173,10 @@ def rest_predict(predictor: Predictor, body: Mapping[str, Any] | str | bytes) ->
     if isinstance(body, (str, bytes)):
         try:
             body = json.loads(body)
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ServingError(f"JSON Parse error: {err}") from None
+        except RecursionError:
+            raise ServingError("JSON Parse error: the document is nested too deeply") from None
     if not isinstance(body, Mapping):
         raise ServingError("the request must be a JSON object")
     signature = body.get("signature_name")
@@ -184,9 +223,15 @@ class RestServer:
     """TF Serving's REST API on ``http://host:port`` for one model, in a background thread:
 
     ``POST /v1/models/<name>[/versions/<v>]:predict``, ``GET /v1/models/<name>`` (status) and
-    ``GET /v1/models/<name>/metadata``. ``port=0`` picks a free port (see ``.port``)."""
+    ``GET /v1/models/<name>/metadata``. ``port=0`` picks a free port (see ``.port``).
 
-    def __init__(self, predictor: Predictor, host: str = "127.0.0.1", port: int = 8501):
+    ``backlog`` is the listen queue (socketserver's default of 5 resets concurrent clients);
+    ``timeout`` (seconds) bounds every socket read and write of a request, so a client that
+    announces more body than it sends gets a 400 instead of holding a thread; a body over
+    ``max_body`` bytes is a 413."""
+
+    def __init__(self, predictor: Predictor, host: str = "127.0.0.1", port: int = 8501, *,
+                 backlog: int = 1024, timeout: float = 30.0, max_body: int = 1 << 30):
         self.predictor = predictor
         outer = self
 
@@ -196,11 +241,14 @@ class RestServer:
 
             def _send(self, code: int, payload: dict) -> None:
                 data = json.dumps(payload).encode("utf-8")
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:  # the client went away (reset, broken pipe, timeout)
+                    self.close_connection = True
 
             def _route(self) -> tuple[str | None, str]:
                 path = self.path.split("?")[0]
@@ -231,14 +279,53 @@ class RestServer:
                 if rest != ":predict":
                     self._send(404, {"error": f"Servable not found for request: {path}"})
                     return
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+                body = self._body()
+                if body is None:
+                    return
                 try:
                     with outer.predictor._lock:
-                        self._send(200, rest_predict(outer.predictor, body))
+                        answer = rest_predict(outer.predictor, body)
                 except ServingError as err:
                     self._send(400, {"error": str(err)})
+                    return
+                except Exception as err:  # a server fault is still an answer, never a dropped connection
+                    self._send(500, {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"})
+                    return
+                self._send(200, answer)
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+            def _body(self) -> bytes | None:
+                """The request body, or None once an error was answered (bad or missing
+                Content-Length, a body larger than ``max_body`` or shorter than announced)."""
+                header = self.headers.get("Content-Length")
+                if header is None:
+                    self._send(411, {"error": "Content-Length header required"})
+                    return None
+                try:
+                    length = int(header)
+                except ValueError:
+                    length = -1
+                if length < 0:
+                    self._send(400, {"error": f"bad Content-Length {header!r}"})
+                    return None
+                if length > outer.max_body:
+                    self._send(413, {"error": f"request body of {length} bytes exceeds the limit of {outer.max_body}"})
+                    return None
+                try:
+                    body = self.rfile.read(length)
+                except (TimeoutError, OSError):
+                    body = b""
+                if len(body) != length:
+                    self._send(400, {"error": f"request body shorter than its Content-Length ({len(body)} of {length} bytes)"})
+                    return None
+                return body
+
+        class Server(ThreadingHTTPServer):
+            request_queue_size = backlog
+            daemon_threads = True
+
+        Handler.timeout = timeout
+        self.max_body = int(max_body)
+        self.httpd = Server((host, port), Handler)
         self.port = self.httpd.server_address[1]
         self.url = f"http://{host}:{self.port}/v1/models/{predictor.model_name}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -302,23 +389,54 @@ def start_grpc_server(predictor: Predictor, port: int = 8500, host: str = "127.0
     return server, bound
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0 to 65535): {text!r}")
+    return port
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``python -m autox3d_tf.export.serving EXPORT_DIR``: serves until interrupted; a missing
+    SavedModel or a port that cannot be bound is one line on stderr and exit status 1."""
+    import sys
+
     parser = argparse.ArgumentParser(prog="python -m autox3d_tf.export.serving", description=__doc__.split("\n")[0])
     parser.add_argument("export_dir", help="SavedModel folder (e.g. export/saved_model/1)")
     parser.add_argument("--model_name", default="model")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8501, help="REST port (0: none)")
-    parser.add_argument("--grpc_port", type=int, default=0, help="gRPC port (0: none; needs tensorflow-serving-api)")
+    parser.add_argument("--port", type=_port, default=8501, help="REST port (0: none)")
+    parser.add_argument("--grpc_port", type=_port, default=0, help="gRPC port (0: none; needs tensorflow-serving-api)")
     args = parser.parse_args(argv)
+    prog = parser.prog
+    if not os.path.isfile(os.path.join(args.export_dir, "saved_model.pb")):
+        what = "no such directory" if not os.path.isdir(args.export_dir) else "no saved_model.pb in it"
+        print(f"{prog}: {args.export_dir}: not a SavedModel ({what})", file=sys.stderr)
+        return 1
     version = os.path.basename(os.path.normpath(args.export_dir))
-    predictor = Predictor(args.export_dir, args.model_name, int(version) if version.isdigit() else 1)
+    try:
+        predictor = Predictor(args.export_dir, args.model_name, int(version) if version.isdigit() else 1)
+    except Exception as err:  # a damaged SavedModel: TensorFlow's message, first line
+        print(f"{prog}: {args.export_dir}: cannot load the SavedModel ({str(err).splitlines()[0]})", file=sys.stderr)
+        return 1
     servers = []
-    if args.grpc_port:
-        server, port = start_grpc_server(predictor, args.grpc_port, args.host)
-        servers.append(server)
-        print(f"gRPC PredictionService on {args.host}:{port}", flush=True)
+    try:
+        if args.grpc_port:
+            server, port = start_grpc_server(predictor, args.grpc_port, args.host)
+            if not port:
+                print(f"{prog}: cannot listen on {args.host}:{args.grpc_port} (gRPC)", file=sys.stderr)
+                return 1
+            servers.append(server)
+            print(f"gRPC PredictionService on {args.host}:{port}", flush=True)
+        if args.port:
+            rest = RestServer(predictor, args.host, args.port)
+    except (OSError, RuntimeError) as err:
+        print(f"{prog}: cannot listen on {args.host}:{args.port} ({err})", file=sys.stderr)
+        return 1
     if args.port:
-        rest = RestServer(predictor, args.host, args.port)
         print(f"REST API on {rest.url}", flush=True)
         try:
             rest.httpd.serve_forever()
