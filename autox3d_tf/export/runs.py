@@ -33,10 +33,15 @@ def export_model(
     tflite: bool = False,
     version: int = 1,
     info: dict | None = None,
+    rate: int | None = None,
 ) -> dict:
     """Exports ``model`` into ``out_dir`` (layout in the module docstring); returns ``export.json``.
 
-    ``spec`` defaults to the architecture the model carries (any `build_model` / zoo model)."""
+    ``spec`` defaults to the architecture the model carries (any `build_model` / zoo model). A
+    consensus model (`autox3d_tf.models.segment_consensus`) needs ``rate``, its snippets' frame
+    rate; ``frames`` is then per snippet and the signature samples K snippets."""
+    from autox3d_tf.models.consensus import consensus_parts
+
     from autox3d_tf.export.saved_model import SIGNATURE, export_saved_model, find_xla_ops
     from autox3d_tf.export.tflite import export_tflite
 
@@ -44,7 +49,8 @@ def export_model(
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     saved = os.path.join(out_dir, "saved_model", str(int(version)))
-    export_saved_model(model, saved, class_names, spec=spec, frames=frames, crop=crop, top_k=top_k, fuse=fuse)
+    export_saved_model(model, saved, class_names, spec=spec, frames=frames, crop=crop, top_k=top_k, fuse=fuse,
+                       rate=rate)
     xla = find_xla_ops(saved)
     if xla:
         raise RuntimeError(f"the exported graph holds XLA-only ops: {xla}")
@@ -57,6 +63,7 @@ def export_model(
         "input": {"name": "frames", "dtype": "uint8", "shape": [None, None, None, None, 3]},
         "outputs": ["probabilities", "top_k_indices", "top_k_scores", "top_k_labels"],
         "network_input": {"frames": frames, "crop": crop},
+        "segments": 1 if consensus_parts(model) is None else consensus_parts(model).segments,
         "classes": list(class_names),
         "top_k": int(min(top_k, len(class_names))),
         "fused": bool(fuse),
@@ -86,20 +93,23 @@ def export_run(
 ) -> dict:
     """Exports a training run (``autox3d train``'s folder) to ``out_dir`` (default
     ``RUN/export``). The network sees the run's ``frames`` x test crop unless overridden;
-    ``tflite="auto"`` converts the runs of X3D-XS / S (clip defaults) to TFLite too."""
+    ``tflite="auto"`` converts the runs of X3D-XS / S (clip defaults) to TFLite too, not those
+    trained with temporal segments (exported as their consensus model, K snippets at the run's rate)."""
     from autox3d_tf.export.tflite import TFLITE_MODELS
     from autox3d_tf.training.loops import load_trained_model
 
     model, config = load_trained_model(run_dir, weights=weights)
     clip = config["clip"]
     spec = ArchSpec.from_dict(config["spec"])
+    segments = int(config.get("segments", 1))
     if tflite == "auto":
-        tflite = config["model"] in TFLITE_MODELS
+        tflite = config["model"] in TFLITE_MODELS and segments == 1
     out_dir = os.fspath(out_dir) if out_dir is not None else os.path.join(os.fspath(run_dir), "export")
     info = {"run_dir": os.fspath(run_dir), "model": config["model"], "spec_name": spec.name,
-            "shuffle_frames": bool(config.get("shuffle_frames", False))}
+            "shuffle_frames": bool(config.get("shuffle_frames", False)), "rate": clip["rate"]}
     return export_model(model, out_dir, config["classes"], spec=spec, frames=frames or clip["frames"],
-                        crop=crop or clip["test_crop"], top_k=top_k, fuse=fuse, tflite=bool(tflite), info=info)
+                        crop=crop or clip["test_crop"], top_k=top_k, fuse=fuse, tflite=bool(tflite), info=info,
+                        rate=clip["rate"])
 
 
 def export_architecture(

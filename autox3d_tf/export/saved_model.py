@@ -12,6 +12,12 @@ The exported ``serving_default`` signature takes uint8 RGB frames ``[batch, fram
    view of :func:`autox3d_tf.data.video_eval_dataset`; a clip already at the crop size is untouched);
 3. ``(x / 255 - 0.45) / 0.225`` (`autox3d_tf.layers.normalization.normalize_pixels`).
 
+A consensus model (`autox3d_tf.models.segment_consensus`, K temporal segments of ``T`` frames)
+samples its input as the evaluation pipeline's single view does: the given frames split into K
+equal parts, from each the snippet of ``T`` frames ``rate`` apart centred in it
+(`autox3d_tf.data.tf_sampling.snippet_eval_indices_tf`, looping when short); ``K * T`` frames are
+used as they are. Give ``rate`` (a run's export takes the run's).
+
 It returns ``probabilities`` ``[batch, classes]``, ``top_k_indices`` (int32), ``top_k_scores``
 and ``top_k_labels`` (strings) ``[batch, k]``. The graph is the BatchNorm-folded inference graph
 (:func:`autox3d_tf.models.fuse_for_inference`), float32, with no XLA op (see :func:`find_xla_ops`).
@@ -29,8 +35,10 @@ import numpy as np
 import tensorflow as tf
 
 from autox3d_tf.arch.spec import ArchSpec
+from autox3d_tf.data.tf_sampling import snippet_eval_indices_tf
 from autox3d_tf.layers.normalization import MEAN, STD, normalize_pixels
 from autox3d_tf.models.builder import build_model
+from autox3d_tf.models.consensus import consensus_parts, segment_consensus
 from autox3d_tf.models.fuse import fuse_for_inference
 from autox3d_tf.models.video_model import model_spec
 
@@ -51,7 +59,13 @@ XLA_ATTRS = ("_XlaMustCompile", "_XlaCompile", "_xla_compile_id")
 
 
 def _head(model: keras.Model) -> tuple[int, bool]:
-    """(classes, outputs_probabilities) of a zoo-structured model."""
+    """(classes, outputs_probabilities) of a zoo-structured model, or of a consensus model of one
+    (probabilities: a softmax after the consensus, or the average of the network's)."""
+    parts = consensus_parts(model)
+    if parts is not None:
+        classes, network_softmax = _head(parts.network)
+        return classes, parts.activation == "softmax" or (
+            parts.activation is None and network_softmax and parts.consensus == "avg")
     layer = model.get_layer("predictions")
     activation = getattr(layer.activation, "__name__", str(layer.activation))
     return int(layer.units), activation == "softmax"
@@ -69,7 +83,22 @@ def inference_model(
 
     ``spec`` defaults to the architecture the model carries (`VideoModel.arch_spec`); ``frames`` /
     ``crop`` to the model's input shape (required when that is dynamic). The copy takes normalised
-    clips even when ``model`` was built with ``include_preprocessing``."""
+    clips even when ``model`` was built with ``include_preprocessing``.
+
+    A consensus model gives a consensus copy (the same segments and reduction) of its network's
+    inference copy; ``frames`` is then per snippet, and logits get a softmax after the consensus."""
+    parts = consensus_parts(model)
+    if parts is None:
+        return _inference_copy(model, spec, frames, crop, fuse, "softmax")
+    _, network_softmax = _head(parts.network)
+    # The network's copy keeps its logits when it has them: the consensus reduces logits.
+    plain = _inference_copy(parts.network, spec, frames, crop, fuse, "softmax" if network_softmax else None)
+    activation = parts.activation or (None if network_softmax else "softmax")
+    return segment_consensus(plain, parts.segments, parts.consensus, activation=activation, name=model.name)
+
+
+def _inference_copy(model: keras.Model, spec: ArchSpec | None, frames: int | None, crop: int | None, fuse: bool,
+                    classifier_activation: str | None) -> keras.Model:
     spec = model_spec(model, spec)
     _, t, h, w, _ = model.input_shape
     frames = int(frames or t or 0)
@@ -81,7 +110,7 @@ def inference_model(
     keras.mixed_precision.set_global_policy("float32")
     try:
         plain = build_model(spec, input_shape=(frames, crop, crop, 3), classes=classes,
-                            classifier_activation="softmax", name=spec.name)
+                            classifier_activation=classifier_activation, name=spec.name)
         plain.set_weights([np.asarray(w, np.float32) for w in model.get_weights()])
         return fuse_for_inference(plain, spec) if fuse else plain
     finally:
@@ -94,13 +123,22 @@ def preprocess_frames(
     crop: int,
     mean: Sequence[float] = MEAN,
     std: Sequence[float] = STD,
+    *,
+    segments: int = 1,
+    rate: int | None = None,
 ) -> tf.Tensor:
     """uint8 ``[B, N, H, W, 3]`` -> normalised float32 ``[B, num_frames, crop, crop, 3]`` (see the
-    module docstring). Pure TensorFlow ops, usable in a serving graph."""
+    module docstring). With ``segments=K`` (``num_frames = K * T``), the K centred snippets of ``T``
+    frames ``rate`` apart. Pure TensorFlow ops, usable in a serving graph."""
     x = tf.cast(frames, tf.float32)
     n = tf.shape(x)[1]
-    positions = (tf.range(num_frames, dtype=tf.float32) + 0.5) * tf.cast(n, tf.float32) / float(num_frames)
-    index = tf.minimum(tf.cast(tf.floor(positions), tf.int32), n - 1)
+    if segments > 1:
+        if rate is None:
+            raise ValueError("sampling temporal segments needs the frame rate of a snippet: give rate")
+        index = snippet_eval_indices_tf(n, num_frames // segments, int(rate), segments, 1)[0]
+    else:
+        positions = (tf.range(num_frames, dtype=tf.float32) + 0.5) * tf.cast(n, tf.float32) / float(num_frames)
+        index = tf.minimum(tf.cast(tf.floor(positions), tf.int32), n - 1)
     x = tf.cond(tf.equal(n, num_frames), lambda: x, lambda: tf.gather(x, index, axis=1))
     shape = tf.shape(x)
     h, w = shape[2], shape[3]
@@ -128,11 +166,13 @@ def make_serving_fn(
     mean: Sequence[float] = MEAN,
     std: Sequence[float] = STD,
     preprocess: bool = True,
+    rate: int | None = None,
 ):
     """The serving function of an inference model (fixed ``(T, crop, crop, 3)`` input, softmax
     output): ``frames`` (uint8) -> ``{"probabilities", "top_k_indices", "top_k_scores",
     "top_k_labels"}``. With ``preprocess=False`` the input must already be ``[B, T, crop, crop, 3]``
-    (it is still normalised inside)."""
+    (it is still normalised inside). A consensus model's frames are sampled as K snippets ``rate``
+    apart (module docstring)."""
     _, frames_, crop, _, _ = model.input_shape
     classes, is_softmax = _head(model)
     names = [str(c) for c in class_names] if class_names else [str(i) for i in range(classes)]
@@ -140,10 +180,14 @@ def make_serving_fn(
         raise ValueError(f"{len(names)} class names for a model with {classes} classes")
     k = int(min(top_k, classes))
     labels = tf.constant(names)
+    parts = consensus_parts(model)
+    segments = 1 if parts is None else parts.segments
+    if preprocess and segments > 1 and rate is None:
+        raise ValueError(f"{model.name} takes {segments} temporal segments: give the snippets' frame rate (rate=)")
 
     def serve(frames):
         if preprocess:
-            x = preprocess_frames(frames, frames_, crop, mean, std)
+            x = preprocess_frames(frames, frames_, crop, mean, std, segments=segments, rate=rate)
         else:
             x = normalize_pixels(tf.cast(frames, tf.float32), mean, std)
         out = tf.cast(model(x, training=False), tf.float32)
@@ -171,16 +215,18 @@ def export_saved_model(
     fuse: bool = True,
     mean: Sequence[float] = MEAN,
     std: Sequence[float] = STD,
+    rate: int | None = None,
     verbose: bool = False,
 ) -> str:
     """Writes ``model`` as a TF Serving SavedModel at ``export_dir`` (use a version folder, e.g.
     ``.../saved_model/1``) with the ``serving_default`` signature described in the module docstring.
 
-    ``frames`` / ``crop``: the clip the network sees (default: the model's input shape).
+    ``frames`` / ``crop``: the clip the network sees (default: the model's input shape; a
+    consensus model's ``frames`` are per snippet). ``rate``: a consensus model's snippet rate.
     ``fuse``: export the BatchNorm-folded graph (same outputs to ~1e-7, faster).
     Returns ``export_dir``."""
     infer = inference_model(model, spec, frames, crop, fuse)
-    serve = make_serving_fn(infer, class_names or [], top_k, mean, std)
+    serve = make_serving_fn(infer, class_names or [], top_k, mean, std, rate=rate)
     archive = keras.export.ExportArchive()
     archive.track(infer)
     archive.add_endpoint(

@@ -150,6 +150,7 @@ def train_dataset(
     repeat: bool = True,
     flip: bool | None = None,
     hold_out: HoldOut | None = None,
+    segments: int = 1,
     input_context: tf.distribute.InputContext | None = None,
 ) -> tuple[tf.data.Dataset, DataInfo]:
     """Batched training clips ``(clip, one_hot_label)`` (or int labels) from video files or TFRecords.
@@ -159,13 +160,15 @@ def train_dataset(
     ``input_context`` (``strategy.distribute_datasets_from_function``) the dataset reads only this
     input pipeline's share of the videos or TFRecords and ``batch_size`` is its batch; the
     :class:`DataInfo` still describes the whole data set. With ``hold_out`` only its subset of the
-    videos is read."""
+    videos is read. With ``segments=K`` a clip is K snippets ``[K * frames, crop, crop, 3]``
+    (`autox3d_tf.data.video_dataset`)."""
     from autox3d_tf.data.tfrecord_pipeline import tfrecord_dataset
     from autox3d_tf.data.video_pipeline import video_dataset
 
     source = os.fspath(source)
     names = load_class_names(source, class_names)
-    kw = dict(frames=clip.frames, rate=clip.rate, crop=clip.train_crop, scale_range=clip.scale_range)
+    kw = dict(frames=clip.frames, rate=clip.rate, crop=clip.train_crop, scale_range=clip.scale_range,
+              segments=segments)
     if is_tfrecord_source(source):
         _no_hold_out_for_tfrecords(source, hold_out)
         if not names:
@@ -199,16 +202,18 @@ def eval_dataset(
     shuffle_time: bool = False,
     seed: int | None = None,
     hold_out: HoldOut | None = None,
+    segments: int = 1,
 ) -> tuple[tf.data.Dataset, DataInfo]:
     """Evaluation views ``(clip, label, video_id)``: ``num_clips`` x ``num_crops`` per video at the
-    test crop, from video files or TFRecords (see ``autox3d_tf.data.video_eval_dataset``); with
-    ``hold_out``, of its subset of the videos only."""
+    test crop, from video files or TFRecords (see ``autox3d_tf.data.video_eval_dataset``, also for
+    ``segments``); with ``hold_out``, of its subset of the videos only."""
     from autox3d_tf.data.tfrecord_pipeline import tfrecord_eval_dataset
     from autox3d_tf.data.video_pipeline import video_eval_dataset
 
     source = os.fspath(source)
     names = load_class_names(source, class_names)
-    kw = dict(frames=clip.frames, rate=clip.rate, crop=clip.test_crop, num_clips=num_clips, num_crops=num_crops)
+    kw = dict(frames=clip.frames, rate=clip.rate, crop=clip.test_crop, num_clips=num_clips, num_crops=num_crops,
+              segments=segments)
     if is_tfrecord_source(source):
         _no_hold_out_for_tfrecords(source, hold_out)
         ds = tfrecord_eval_dataset(source, model, batch_size=batch_size, **kw)

@@ -164,6 +164,8 @@ def evaluate(
     validation_split: float | None = None,
     subset: str | None = None,
     split_seed: int | None = None,
+    segments: int | None = None,
+    segment_consensus: str | None = None,
     progress: bool = False,
 ) -> dict:
     """Multi-view evaluation of a training run (``run_dir``) or of a model given by ``model`` /
@@ -174,11 +176,15 @@ def evaluate(
     motion). ``validation_split`` / ``subset`` ("validation" or "training") / ``split_seed`` score
     one subset of ``data``'s videos (see `autox3d_tf.training.train`); for a run trained with a
     validation split, on its own training data, they default to the run's validation subset.
+    ``segments`` / ``segment_consensus`` default to the run's (1 / "avg" without a run): with K
+    segments every view is K snippets (`autox3d_tf.data.video_eval_dataset`) scored by the
+    consensus model (`autox3d_tf.models.segment_consensus`, softmax of the reduced logits).
     Weights are loaded strictly. Returns top1, top5, per-class accuracy, confusion matrix (and its
     PNG with ``out_dir``).
     """
     from autox3d_tf.arch.spec import ArchSpec
     from autox3d_tf.models.builder import build_model
+    from autox3d_tf.models.consensus import segment_consensus as consensus_model
     from autox3d_tf.training.data import HoldOut, eval_dataset, load_class_names
     from autox3d_tf.weights.loading import load_keras_weights
     from autox3d_tf.training.loops import WEIGHTS_FILE, load_run, resolve_spec
@@ -193,6 +199,8 @@ def evaluate(
                             tuple(c["scale_range"]), tuple(c["mean"]), tuple(c["std"]))
         if shuffle_frames is None:
             shuffle_frames = bool(config.get("shuffle_frames", False))
+        segments = segments or int(config.get("segments", 1))
+        segment_consensus = segment_consensus or config.get("segment_consensus", "avg")
         arch = ArchSpec.from_dict(config["spec"])
         held = config.get("validation_split")
         same_data = os.path.realpath(os.fspath(data)) == os.path.realpath(config.get("train_data") or "")
@@ -207,17 +215,21 @@ def evaluate(
         if not names:
             raise ValueError(f"no class names for {data}: pass classes")
         clip = resolve_clip(zoo_name, arch if spec is not None else None, frames, rate, None, crop)
+    segments, segment_consensus = int(segments or 1), segment_consensus or "avg"
     if (validation_split is None) != (subset is None):
         raise ValueError("give validation_split and subset together")
     hold_out = None if validation_split is None else HoldOut(float(validation_split), subset, int(split_seed or 0))
     views, info = eval_dataset(data, zoo_name, clip, batch_size=batch_size, num_clips=num_clips,
                                num_crops=num_crops, class_names=names, split=split,
-                               shuffle_time=bool(shuffle_frames), seed=seed, hold_out=hold_out)
+                               shuffle_time=bool(shuffle_frames), seed=seed, hold_out=hold_out, segments=segments)
     net = build_model(arch, input_shape=(clip.frames, clip.test_crop, clip.test_crop, 3), classes=len(names),
-                      classifier_activation="softmax", name=arch.name)
+                      classifier_activation="softmax" if segments == 1 else None, name=arch.name)
     if weights is not None:
         load_keras_weights(net, weights)
-    title = f"{arch.name}, {num_clips}x{num_crops} views" + (", frames shuffled" if shuffle_frames else "")
+    if segments > 1:
+        net = consensus_model(net, segments, segment_consensus, activation="softmax")
+    title = (f"{arch.name}, {num_clips}x{num_crops} views" + (f" of {segments} segments" if segments > 1 else "")
+             + (", frames shuffled" if shuffle_frames else ""))
     result = evaluate_model(net, views, names, out_dir=out_dir, title=title, progress=progress)
     result.update({
         "model": zoo_name,
@@ -225,6 +237,8 @@ def evaluate(
         "num_clips": num_clips,
         "num_crops": num_crops,
         "shuffle_frames": bool(shuffle_frames),
+        "segments": segments,
+        "segment_consensus": segment_consensus,
         "clip": {"frames": clip.frames, "rate": clip.rate, "crop": clip.test_crop},
         "data": os.fspath(data),
         "subset": None if hold_out is None else {"validation_split": hold_out.fraction, "subset": hold_out.subset,

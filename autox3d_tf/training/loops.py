@@ -31,16 +31,19 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
+from autox3d_tf.arch.macs import spec_macs
 from autox3d_tf.arch.spec import ArchSpec
 from autox3d_tf.data.clip import ClipSettings, resolve_clip
+from autox3d_tf.data.common import check_segments
 from autox3d_tf.models.builder import build_model
+from autox3d_tf.models.consensus import CONSENSUS_MODES, segment_consensus as consensus_model
 from autox3d_tf.training import strategy as strategies
 from autox3d_tf.training.data import HoldOut, eval_dataset, train_dataset
 from autox3d_tf.training.finetune import CLASSIFIER, FINETUNE_WARMUP_FRACTION, finetune_learning_rate, freeze_before
 from autox3d_tf.training.recipe import Recipe, build_optimizer, scaled_learning_rate
 from autox3d_tf.weights.loading import RUN_WEIGHTS_FILE, load_keras_weights, load_pretrained, validate_weights_argument
 
-__all__ = ["TrainResult", "train", "resolve_spec", "load_run", "load_trained_model", "precision_policy"]
+__all__ = ["TrainResult", "train", "resolve_spec", "load_run", "load_trained_model", "precision_policy", "run_macs"]
 
 logger = logging.getLogger("autox3d_tf.training")
 
@@ -115,6 +118,10 @@ def tensorboard_available() -> bool:
     return True
 
 
+# What a run.json written before a key existed meant by its absence.
+_RESUME_DEFAULTS = {"segments": 1, "segment_consensus": "avg"}
+
+
 def _check_resume(run_dir: str, config: dict) -> None:
     path = os.path.join(run_dir, RUN_FILE)
     if not os.path.exists(path):
@@ -122,8 +129,8 @@ def _check_resume(run_dir: str, config: dict) -> None:
     with open(path, encoding="utf-8") as f:
         old = json.load(f)
     for key in ("spec", "classes", "clip", "batch_size", "epochs", "shuffle_frames", "weights", "unfreeze_from",
-                "augmentation", "validation_split"):
-        if old.get(key) != config.get(key):
+                "augmentation", "validation_split", "segments", "segment_consensus"):
+        if old.get(key, _RESUME_DEFAULTS.get(key)) != config.get(key):
             raise ValueError(
                 f"{run_dir} holds a different run ({key} differs: {old.get(key)!r} != {config.get(key)!r}); "
                 "use a new out_dir, or delete the old one"
@@ -162,6 +169,8 @@ def train(
     val_split: str | None = None,
     flip: bool | None = None,
     shuffle_frames: bool = False,
+    segments: int = 1,
+    segment_consensus: str = "avg",
     mixed_precision: bool | str = False,
     strategy: str | tf.distribute.Strategy = "auto",
     weights: str | os.PathLike | None = None,
@@ -196,6 +205,12 @@ def train(
       flip: random horizontal flips of training clips (default None: on, except for
         Something-Something annotations). Turn them off when a class names a direction (left / right swipes, clockwise / counter-clockwise).
       shuffle_frames: permute every clip's frames in time (train and validation): no motion.
+      segments: K temporal segments (TSN-style): every clip is K snippets of ``frames`` x ``rate``,
+        one per equal part of the video (random in training, centred in validation), and the model
+        is the network wrapped by `autox3d_tf.models.segment_consensus` (the K snippets' logits
+        reduced by ``segment_consensus``, ``"avg"`` or ``"max"``). Recorded in run.json; evaluate,
+        export and `load_trained_model` rebuild the consensus model. The weights file holds the
+        network's weights (a plain zoo-structured file).
       mixed_precision: False, True (float16 on GPU, bfloat16 on CPU) or a Keras policy name.
       strategy: "auto" (see :func:`~autox3d_tf.training.strategy.pick_strategy`), a name, or a strategy.
       weights: pretrained weights to start from: a registered dataset name ("kinetics400"), a
@@ -211,6 +226,9 @@ def train(
     """
     t0 = time.time()
     arch, zoo_name = resolve_spec(model, spec)
+    segments = check_segments(segments)
+    if segment_consensus not in CONSENSUS_MODES:
+        raise ValueError(f"segment_consensus must be one of {CONSENSUS_MODES}, got {segment_consensus!r}")
     if freeze_backbone and unfreeze_from is not None:
         raise ValueError("give freeze_backbone or unfreeze_from, not both")
     if freeze_backbone:
@@ -237,7 +255,7 @@ def train(
     def make_train(batch: int, ctx: tf.distribute.InputContext | None) -> tf.data.Dataset:
         ds, data_info = train_dataset(train_data, zoo_name, clip, batch_size=batch, class_names=classes,
                                       split=train_split, seed=seed, shuffle_time=shuffle_frames, flip=flip,
-                                      hold_out=hold_out, input_context=ctx)
+                                      hold_out=hold_out, segments=segments, input_context=ctx)
         infos.append(data_info)
         return ds
 
@@ -263,7 +281,7 @@ def train(
                                        batch_size=batch_size, num_clips=1, num_crops=1,
                                        class_names=info.class_names, split=train_split if val_data is None else val_split,
                                        shuffle_time=shuffle_frames, seed=None if seed is None else seed + 1,
-                                       hold_out=val_hold_out)
+                                       hold_out=val_hold_out, segments=segments)
         # Repeated, with a fixed number of steps: Keras warns about datasets of unknown length.
         # Not split per worker by video: every worker must run the same number of validation steps,
         # and shares of unequal size would count some views twice or drop some. Keras shards it by
@@ -288,6 +306,9 @@ def train(
         "recipe": recipe.to_dict(),
         "augmentation": {"flip": None if flip is None else bool(flip), "scale_range": list(clip.scale_range)},
         "shuffle_frames": bool(shuffle_frames),
+        "segments": segments,
+        "segment_consensus": segment_consensus,
+        "macs": run_macs(arch, clip, num_classes, segments),
         "weights": None if weights is None else os.fspath(weights),
         "unfreeze_from": unfreeze_from,
         "precision": policy,
@@ -313,10 +334,10 @@ def train(
             if pretrained is not None:
                 logger.info(pretrained.summary())
             layers_frozen = freeze_before(net, unfreeze_from)["frozen"] if unfreeze_from is not None else []
-            trained = net
+            trained = net if segments == 1 else consensus_model(net, segments, segment_consensus)
             if policy != "float32":  # float32 logits for the loss and metrics (Keras' mixed-precision advice)
-                logits = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(net.output)
-                trained = keras.Model(net.input, logits, name=net.name)
+                logits = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(trained.output)
+                trained = keras.Model(trained.input, logits, name=trained.name)
             if isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy):
                 trained = MultiWorkerModel(trained.inputs, trained.outputs, name=trained.name)
             optimizer = build_optimizer(trained, learning_rate=peak, batch_size=batch_size, total_steps=total_steps,
@@ -373,6 +394,15 @@ def train(
                        initial_epoch=initial_epoch, seconds=seconds, extra=extra)
 
 
+def run_macs(arch: ArchSpec, clip: ClipSettings, classes: int, segments: int = 1) -> dict:
+    """The MACs of a run's model on one clip at the test crop (analytic, `autox3d_tf.arch.macs`):
+    the network's per snippet, and ``segments`` times that per clip (the consensus runs the network
+    on every snippet)."""
+    network = spec_macs(arch, frames=clip.frames, size=clip.test_crop, classes=classes)
+    return {"per_clip": int(segments) * network, "network": network, "segments": int(segments),
+            "input": [int(segments) * clip.frames, clip.test_crop, clip.test_crop, 3]}
+
+
 def load_run(run_dir: str | os.PathLike) -> dict:
     """The ``run.json`` of a run folder."""
     path = os.path.join(os.fspath(run_dir), RUN_FILE)
@@ -391,12 +421,18 @@ def load_trained_model(
     """Rebuilds a run's model (float32, inference) with its trained weights.
 
     ``input_shape`` defaults to ``(frames, test_crop, test_crop, 3)`` of the run's clip settings.
-    Returns ``(model, run_config)``."""
+    A run trained with ``segments=K`` gives its consensus model (a
+    `autox3d_tf.models.SegmentConsensusModel` taking ``(K * frames, ...)``; ``input_shape`` is then
+    the network's, one snippet, and ``classifier_activation`` applies to the consensus of the
+    logits). Returns ``(model, run_config)``."""
     config = load_run(run_dir)
     spec = ArchSpec.from_dict(config["spec"])
     clip = config["clip"]
     shape = tuple(input_shape) if input_shape is not None else (clip["frames"], clip["test_crop"], clip["test_crop"], 3)
+    segments = int(config.get("segments", 1))
     net = build_model(spec, input_shape=shape, classes=len(config["classes"]),
-                      classifier_activation=classifier_activation, name=spec.name)
+                      classifier_activation=classifier_activation if segments == 1 else None, name=spec.name)
     load_keras_weights(net, weights if weights else os.path.join(os.fspath(run_dir), WEIGHTS_FILE))
+    if segments > 1:
+        net = consensus_model(net, segments, config.get("segment_consensus", "avg"), activation=classifier_activation)
     return net, config

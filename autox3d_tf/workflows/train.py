@@ -5,6 +5,8 @@ fine-tuning pretrained weights.
         --model X3D_XS --out_dir runs/xs --epochs 30 --batch_size 16
     autox3d train --train_data my_videos/ --model X3D_S --weights kinetics400 \
         --freeze_backbone --noflip --out_dir runs/mine      # fine-tune on a folder of class subfolders
+    autox3d train --train_data data/train.csv --model X3D_XS --frames 2 --segments 4 \
+        --out_dir runs/tsn                                  # 4 segments x 2 frames, logits averaged
     python training/train.py ... (the same flags, from a source checkout)
 
 Fine-tuning (--weights): every pretrained tensor is loaded but the classifier when the number of
@@ -20,12 +22,12 @@ again with the same --out_dir resumes where it stopped); TensorBoard and CSV log
 
 from __future__ import annotations
 
-import json
 
 from absl import app
 
 from autox3d_tf.workflows.augmentation_flags import define_augmentation_flags, parse_scale_jitter
 from autox3d_tf.workflows.flagset import FlagSet
+from autox3d_tf.workflows.json_output import print_json
 
 FLAGS = FlagSet("autox3d train", __doc__)
 
@@ -63,6 +65,10 @@ FLAGS.string("classes", None, "Class-map file (default: a folder's class sub-fol
 FLAGS.string("train_split", None, "Kinetics CSV: keep rows of this split for training (other sources ignore it).")
 FLAGS.string("val_split", None, "Kinetics CSV: keep rows of this split for validation (other sources ignore it).")
 FLAGS.boolean("shuffle_frames", False, "Permute every clip's frames in time (train and validation): no motion.")
+FLAGS.integer("segments", 1, "Temporal segments (TSN-style): every clip is K snippets of --frames x --rate, one per "
+              "equal part of the video, and the network runs on each, its logits reduced by "
+              "--segment_consensus (recorded in run.json; evaluate and export follow the run).")
+FLAGS.enum("segment_consensus", "avg", ["avg", "max"], "How --segments' snippet logits are reduced.")
 FLAGS.boolean("mixed_precision", False, "Mixed precision (float16 on GPU, bfloat16 on CPU).")
 FLAGS.enum("strategy", "auto", ["auto", "default", "mirrored", "multi_worker"],
            "Distribution strategy (auto: TF_CONFIG -> multi-worker; several devices -> mirrored).")
@@ -121,6 +127,8 @@ def run() -> int:
         scale_range=parse_scale_jitter(FLAGS.scale_jitter),
         flip=FLAGS.flip,
         shuffle_frames=FLAGS.shuffle_frames,
+        segments=FLAGS.segments,
+        segment_consensus=FLAGS.segment_consensus,
         mixed_precision=FLAGS.mixed_precision,
         strategy=FLAGS.strategy,
         weights=FLAGS.weights,
@@ -142,7 +150,7 @@ def run() -> int:
         "frozen_layers": len(result.extra.get("frozen_layers", [])),
     }
     if FLAGS.json:
-        print(json.dumps(summary, indent=1))
+        print_json(summary)
     else:
         print(f"trained {result.config['spec']['name']} ({summary['strategy']}, {summary['precision']}) "
               f"in {summary['seconds']} s; resumed at epoch {result.initial_epoch}" if result.initial_epoch
