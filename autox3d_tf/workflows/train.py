@@ -22,12 +22,12 @@ again with the same --out_dir resumes where it stopped); TensorBoard and CSV log
 
 from __future__ import annotations
 
+import json
 
 from absl import app
 
 from autox3d_tf.workflows.augmentation_flags import define_augmentation_flags, parse_scale_jitter
 from autox3d_tf.workflows.flagset import FlagSet
-from autox3d_tf.workflows.json_output import print_json
 
 FLAGS = FlagSet("autox3d train", __doc__)
 
@@ -150,7 +150,7 @@ def run() -> int:
         "frozen_layers": len(result.extra.get("frozen_layers", [])),
     }
     if FLAGS.json:
-        print_json(summary)
+        print(json.dumps(summary, indent=1))
     else:
         print(f"trained {result.config['spec']['name']} ({summary['strategy']}, {summary['precision']}) "
               f"in {summary['seconds']} s; resumed at epoch {result.initial_epoch}" if result.initial_epoch
