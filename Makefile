@@ -21,7 +21,9 @@ test: $(STAMP)
 	AUTOX3D_REQUIRE_REFERENCE=1 TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -ra tests
 # The layers and the builder on the JAX backend: layer reference tests, X3D_XS equal to TensorFlow's.
 	KERAS_BACKEND=jax TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -ra tests/test_depthwise_conv3d.py \
-		tests/test_pointwise_conv3d.py tests/test_frame_conv3d.py tests/test_backend_jax.py
+		tests/test_pointwise_conv3d.py tests/test_frame_conv3d.py tests/test_backend_jax.py tests/test_segments_jax.py
+	KERAS_BACKEND=jax TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -ra tests/test_pseudo3d.py \
+		-k "dilat or combine or stride or (folding and p3d)"
 
 test-fast: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -ra -m "not slow" tests
