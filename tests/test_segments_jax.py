@@ -1,0 +1,40 @@
+"""The temporal-segment consensus model on the JAX backend: its output is the mean (or max) of
+the network's logits on each snippet run separately, and it round-trips through ``.keras``.
+
+Runs in the ``KERAS_BACKEND=jax`` step of ``make test`` and is skipped on any other backend (the
+TensorFlow side is tests/test_segments.py)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="runs in the KERAS_BACKEND=jax step of `make test`"
+)
+
+
+@pytest.mark.parametrize("mode", ["avg", "max"])
+def test_consensus_on_jax(mode, tmp_path):
+    from autox3d_tf.models import build_model, segment_consensus
+    from tests.helpers.train import tiny_spec
+
+    keras.utils.set_random_seed(0)
+    net = build_model(tiny_spec(), input_shape=(2, 32, 32, 3), classes=4, classifier_activation=None)
+    rng = np.random.default_rng(0)
+    for layer in net._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            shapes = [w.shape for w in layer.get_weights()]
+            layer.set_weights([rng.uniform(0.5, 1.5, shapes[0]), rng.normal(0, 0.2, shapes[1]),
+                               rng.normal(0, 0.2, shapes[2]), rng.uniform(0.5, 1.5, shapes[3])])
+    model = segment_consensus(net, segments=3, mode=mode)
+    x = rng.normal(size=(2, 6, 32, 32, 3)).astype("float32")
+    per = np.stack([np.asarray(net(x[:, 2 * k:2 * k + 2], training=False)) for k in range(3)], axis=1)
+    assert np.abs(per[:, 0] - per[:, 2]).max() > 1e-3
+    want = per.mean(axis=1) if mode == "avg" else per.max(axis=1)
+    got = np.asarray(model(x, training=False))
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    path = tmp_path / "consensus.keras"
+    model.save(path)
+    np.testing.assert_allclose(np.asarray(keras.saving.load_model(path)(x, training=False)), got, atol=1e-6)
