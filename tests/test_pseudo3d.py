@@ -332,3 +332,18 @@ def test_cli_info_on_pseudo3d_spec(tmp_path, capsys):
     assert rc == 0, err
     info = json.loads(out)
     assert info["macs"] == spec_macs(spec)
+
+
+def test_keras_file_round_trip(tmp_path):
+    spec = tiny_spec("p3d-b").replace(
+        stages=(StageSpec(8, (BlockSpec("p3d-c"),), stride=1), StageSpec(16, (BlockSpec("p3d-b"), BlockSpec("2+1d-d2")))),
+    )
+    model = build_model(spec, classes=3, classifier_activation=None, include_top=False)
+    _randomize_batch_norms(model)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.arch_spec == spec
+    assert loaded.get_layer("stage2_block1_conv_b_1").dilation_rate == (2, 1, 1)
+    x = np.random.default_rng(2).normal(size=(1, *model.input_shape[1:])).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(loaded(x, training=False)), np.asarray(model(x, training=False)), atol=1e-5)
