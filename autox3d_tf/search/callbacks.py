@@ -132,6 +132,33 @@ class DistributionHistory(keras.callbacks.Callback):
         os.replace(tmp, path)
 
 
+class ArchWeightsHistory(DistributionHistory):
+    """`DistributionHistory` for the differentiable search: the softmax of the normal and reduction
+    cells' architecture weights per edge, the expected MACs and the derived genotype, over time."""
+
+    def record(self, epoch: int | None = None) -> dict:
+        model = self.model
+        normal, reduce = model.probabilities()
+        rec = {
+            "step": self._step(),
+            "epoch": self._epoch if epoch is None else epoch,
+            "expected_gmacs": _float(model.expected_macs(normal, reduce)) / 1e9,
+            "normal": np.round(normal, 6).tolist(),
+            "reduce": np.round(reduce, 6).tolist(),
+            "genotype": model.derive().to_dict(),
+        }
+        if self.records and self.records[-1]["step"] == rec["step"]:
+            self.records[-1] = rec
+        else:
+            self.records.append(rec)
+        return rec
+
+    def to_dict(self) -> dict:
+        space = self.model.space
+        return {"space": space.name, "ops": list(space.ops), "edges": [list(e) for e in space.edges],
+                "records": self.records, "samples": self.samples}
+
+
 class SearchCheckpoint(keras.callbacks.Callback):
     """Saves and restores the whole search state with ``tf.train.Checkpoint``.
 
@@ -163,16 +190,15 @@ class SearchCheckpoint(keras.callbacks.Callback):
             return
         model = self.model
         if model.arch_optimizer is None:
-            raise ValueError("compile() the ArchitectureSearch before fit().")
+            raise ValueError("compile() the search model before fit().")
         with tf.distribute.get_strategy().scope() if tf.distribute.has_strategy() else _null():
             self._epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self._checkpoint = tf.train.Checkpoint(
-            supernet=model.supernet,
-            distribution=model.distribution,
-            optimizer=model.optimizer,
-            arch_optimizer=model.arch_optimizer,
-            epoch=self._epoch_var,
-        )
+        if hasattr(model, "checkpoint_items"):
+            items = model.checkpoint_items()
+        else:
+            items = {"supernet": model.supernet, "distribution": model.distribution, "optimizer": model.optimizer,
+                     "arch_optimizer": model.arch_optimizer}
+        self._checkpoint = tf.train.Checkpoint(**items, epoch=self._epoch_var)
         directory = self.directory if is_chief() else tempfile.mkdtemp(prefix="search_ckpt_worker_")
         self._write_dir = directory
         self._manager = tf.train.CheckpointManager(self._checkpoint, directory, max_to_keep=self.max_to_keep)
@@ -212,4 +238,4 @@ class _null:
         return False
 
 
-__all__ = ["DistributionHistory", "SearchCheckpoint"]
+__all__ = ["ArchWeightsHistory", "DistributionHistory", "SearchCheckpoint"]

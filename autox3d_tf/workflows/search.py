@@ -27,17 +27,21 @@ from typing import Sequence
 
 from absl import app
 
+from autox3d_tf.search.cell_space import CELL_SPACE_PRESETS
 from autox3d_tf.search.space import SPACE_PRESETS
 from autox3d_tf.workflows.augmentation_flags import define_augmentation_flags, parse_scale_jitter
 from autox3d_tf.workflows.flagset import FlagSet
+from autox3d_tf.workflows.search_data import prepare_search_data
 
 __all__ = ["main", "probabilistic_search", "resolve_macs_target"]
 
 FLAGS = FlagSet("autox3d search", __doc__)
 
-FLAGS.enum("method", "probabilistic", ["probabilistic", "entropy"],
-           "probabilistic: the weight-sharing supernet search on --data ; entropy: "
-           "the training-free STEntr search (no data) under --macs_target or an X3D --variant budget.")
+FLAGS.enum("method", "probabilistic", ["probabilistic", "differentiable", "entropy"],
+           "probabilistic: the weight-sharing supernet search on --data (Auto-X3D); differentiable: the "
+           "DARTS-style search of a cell network with pseudo-3D operators on --data (--space cells or "
+           "cells-tiny); entropy: the training-free STEntr search (no data) under --macs_target or an X3D "
+           "--variant budget.")
 FLAGS.string("variant", None, "With --method entropy: search under the MACs of this X3D variant (XS, S, M, L) at its clip.")
 FLAGS.string("data", None, "Annotation file (Kinetics CSV such as `autox3d make-synthetic`'s annotations.csv, "
              "PySlowFast list, SSv2 JSON), a folder with one sub-folder of videos or frame folders per class, "
@@ -53,10 +57,19 @@ FLAGS.float("held_out_fraction", None, "Hold this share of --data's training vid
             "would share videos with the training data, e.g. a folder).")
 FLAGS.integer("split_seed", 0, "Seed of --held_out_fraction's draw.")
 FLAGS.string("out_dir", "runs/search", "Output folder.")
-FLAGS.enum("space", "autox3d-v1", list(SPACE_PRESETS),
-           "Search space: autox3d-v1 (up to [3,5,11,7] blocks), autox3d-v1-L (up to [5,10,25,15]), "
-           "small (all candidates, up to [1,2,3,2] blocks, 192-wide head), tiny (2 types, 2 widths, "
-           "[1,2,2,1] blocks: minutes on a CPU).")
+FLAGS.enum("space", None, [*SPACE_PRESETS, *CELL_SPACE_PRESETS],
+           "Search space. Block spaces (probabilistic): autox3d-v1 (the default; up to [3,5,11,7] blocks), "
+           "autox3d-v1-L (up to [5,10,25,15]), small (all candidates, up to [1,2,3,2] blocks, 192-wide "
+           "head), tiny (2 types, 2 widths, [1,2,2,1] blocks: minutes on a CPU). Cell spaces "
+           "(differentiable): cells (4 nodes, 16 channels, 5 cells; the default), cells-tiny (2 nodes, 8 "
+           "channels, 3 cells).")
+FLAGS.list("ops", None, "Differentiable: the candidate operations of every edge (default: all of "
+           "p3d_a,p3d_b,p3d_c,p3d_a_d2,sep_conv_1x3x3,sep_conv_3x3x3,max_pool_1x3x3,avg_pool_1x3x3,identity,zero).")
+FLAGS.integer("nodes", None, "Differentiable: intermediate nodes per cell (default: the space's).")
+FLAGS.integer("channels", None, "Differentiable: channels of the first cells (default: the space's).")
+FLAGS.integer("layers", None, "Differentiable: number of cells (default: the space's).")
+FLAGS.boolean("second_order", False, "Differentiable: DARTS' second-order approximation (default first order).")
+FLAGS.integer("segments", 1, "Differentiable: temporal segments per clip (TSN-style; --frames per segment).")
 FLAGS.float("macs_target", None, "MACs budget in GMACs at the searched clip (default: halfway between "
             "the space's smallest architecture and the uniform distribution's expectation).")
 FLAGS.float("macs_target_fraction", None, "Instead of --macs_target: this fraction (0-1] of the space's "
@@ -83,9 +96,6 @@ FLAGS.integer("cpu_devices", 0, "Split the CPU into this many logical devices (M
 FLAGS.integer("seed", 0, "Seed of the search (weights, data order, every sampled architecture).")
 FLAGS.integer("history_every", 0, "Also record the distribution every this many steps (0: per epoch).")
 FLAGS.boolean("plots", True, "Write PNG plots (needs matplotlib).")
-
-
-DEFAULT_HELD_OUT_FRACTION = 0.2
 
 
 def resolve_macs_target(space, macs_target: float | None = None, macs_target_fraction: float | None = None) -> float:
@@ -151,46 +161,28 @@ def probabilistic_search(
     """
     import keras
 
-    from autox3d_tf.data.annotations import load_annotations
-    from autox3d_tf.data.directory import split_annotations
-    from autox3d_tf.search import ArchDistribution, ArchitectureSearch, search_input
+    from autox3d_tf.search import ArchDistribution, ArchitectureSearch
     from autox3d_tf.search.callbacks import DistributionHistory, SearchCheckpoint
     from autox3d_tf.search.space import space_preset
     from autox3d_tf.search.trainer import build_weight_optimizer
     from autox3d_tf.training.recipe import ADAMW_LEARNING_RATE
-    from autox3d_tf.training.strategy import is_chief, pick_strategy, split_cpu
+    from autox3d_tf.training.strategy import is_chief
 
-    if data.endswith("*"):
-        raise ValueError("TFRecord input needs an annotation file to count classes; give --data as a CSV")
     os.makedirs(out_dir, exist_ok=True)
-    split_cpu(cpu_devices)
-    dist = pick_strategy(strategy)
-    replicas = dist.num_replicas_in_sync
-    if batch_size % replicas:
-        raise ValueError(f"--batch_size {batch_size} must be a multiple of the {replicas} replicas")
-    train_ann = load_annotations(data, split=train_split or None)
-    if held_out_fraction is None:
-        held_ann = load_annotations(held_out_data or data, split=held_out_split or None,
-                                    classes=train_ann.classes, save_class_map=False)
-        shared = {r.path for r in train_ann.records} & {r.path for r in held_ann.records}
-        if shared:
-            held_out_fraction = DEFAULT_HELD_OUT_FRACTION
-            print(f"[search] the held-out data shares {len(shared)} videos with the training data: holding out "
-                  f"{held_out_fraction:.0%} of the training videos instead (--held_out_fraction)", flush=True)
-    if held_out_fraction:
-        train_ann = split_annotations(train_ann, held_out_fraction, "training", split_seed)
-    classes = len(train_ann.classes)
+    prepared = prepare_search_data(
+        data, held_out_data=held_out_data, train_split=train_split, held_out_split=held_out_split,
+        held_out_fraction=held_out_fraction, split_seed=split_seed, batch_size=batch_size, frames=frames, rate=rate,
+        crop=crop, seed=seed, flip=flip, scale_range=scale_range, strategy=strategy, cpu_devices=cpu_devices)
+    dist, replicas, dataset = prepared.strategy, prepared.replicas, prepared.dataset
+    held_out_fraction = prepared.held_out_fraction
+    classes = len(prepared.class_names)
     search_space = space_preset(space, input_frames=frames, input_size=crop, classes=classes)
     expected_uniform = float(ArchDistribution(search_space).expected_macs().numpy())
     target = resolve_macs_target(search_space, macs_target, macs_target_fraction)
-    steps = steps_per_epoch or max(1, len(train_ann.records) // batch_size)
+    steps = steps_per_epoch or max(1, prepared.num_train_videos // batch_size)
     warmup_steps = int(round((warmup_epochs if warmup_epochs is not None else epochs / 3) * steps))
     lr = learning_rate or (ADAMW_LEARNING_RATE if optimizer == "adamw" else 1.6 * batch_size / 192)
 
-    dataset = search_input(dist, data, held_out_data or data, batch_size=batch_size, frames=frames, rate=rate,
-                           crop=crop, seed=seed, train_split=train_split, held_out_split=held_out_split,
-                           class_names=train_ann.classes.names, flip=flip, scale_range=scale_range,
-                           held_out_fraction=held_out_fraction, split_seed=split_seed)
     keras.utils.set_random_seed(seed)
     with dist.scope():
         model = ArchitectureSearch(
@@ -285,15 +277,43 @@ def run() -> int:
         return 0
     if not FLAGS.data:
         raise app.UsageError("--data is required (e.g. the annotations.csv of `autox3d make-synthetic`)")
+    if FLAGS.method == "differentiable":
+        return _run_differentiable()
+    if FLAGS.space in CELL_SPACE_PRESETS:
+        raise app.UsageError(f"--space {FLAGS.space} is a cell space: use it with --method differentiable")
     probabilistic_search(
         FLAGS.data, FLAGS.out_dir, held_out_data=FLAGS.held_out_data, train_split=FLAGS.train_split or None,
         held_out_split=FLAGS.held_out_split or None, held_out_fraction=FLAGS.held_out_fraction,
-        split_seed=FLAGS.split_seed, space=FLAGS.space, macs_target=FLAGS.macs_target,
+        split_seed=FLAGS.split_seed, space=FLAGS.space or "autox3d-v1", macs_target=FLAGS.macs_target,
         macs_target_fraction=FLAGS.macs_target_fraction, penalty=FLAGS.penalty, epochs=FLAGS.epochs,
         warmup_epochs=FLAGS.warmup_epochs, steps_per_epoch=FLAGS.steps_per_epoch, batch_size=FLAGS.batch_size,
         optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate, arch_learning_rate=FLAGS.arch_learning_rate,
         num_samples=FLAGS.num_samples, min_samples=FLAGS.min_samples, frames=FLAGS.frames, rate=FLAGS.rate,
         crop=FLAGS.crop, flip=FLAGS.flip, scale_range=parse_scale_jitter(FLAGS.scale_jitter), strategy=FLAGS.strategy, cpu_devices=FLAGS.cpu_devices, seed=FLAGS.seed,
         history_every=FLAGS.history_every, plots=FLAGS.plots,
+    )
+    return 0
+
+
+def _run_differentiable() -> int:
+    from autox3d_tf.workflows.differentiable_search import differentiable_search
+
+    space = FLAGS.space or "cells"
+    if FLAGS.macs_target_fraction:
+        raise app.UsageError("--method differentiable takes --macs_target (GMACs per segment), not --macs_target_fraction")
+    if space not in CELL_SPACE_PRESETS:
+        raise app.UsageError(f"--method differentiable searches a cell space ({', '.join(CELL_SPACE_PRESETS)}), "
+                             f"not {space}")
+    differentiable_search(
+        FLAGS.data, FLAGS.out_dir, held_out_data=FLAGS.held_out_data, train_split=FLAGS.train_split or None,
+        held_out_split=FLAGS.held_out_split or None, held_out_fraction=FLAGS.held_out_fraction,
+        split_seed=FLAGS.split_seed, space=space, ops=FLAGS.ops, nodes=FLAGS.nodes, channels=FLAGS.channels,
+        layers=FLAGS.layers, macs_target=FLAGS.macs_target * 1e9 if FLAGS.macs_target else None,
+        penalty=FLAGS.penalty, second_order=FLAGS.second_order, epochs=FLAGS.epochs,
+        warmup_epochs=FLAGS.warmup_epochs, steps_per_epoch=FLAGS.steps_per_epoch, batch_size=FLAGS.batch_size,
+        learning_rate=FLAGS.learning_rate, arch_learning_rate=FLAGS.arch_learning_rate, frames=FLAGS.frames,
+        rate=FLAGS.rate, crop=FLAGS.crop, segments=FLAGS.segments, flip=FLAGS.flip,
+        scale_range=parse_scale_jitter(FLAGS.scale_jitter), strategy=FLAGS.strategy, cpu_devices=FLAGS.cpu_devices,
+        seed=FLAGS.seed, history_every=FLAGS.history_every, plots=FLAGS.plots,
     )
     return 0
