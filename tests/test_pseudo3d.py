@@ -347,3 +347,27 @@ def test_keras_file_round_trip(tmp_path):
     assert loaded.get_layer("stage2_block1_conv_b_1").dilation_rate == (2, 1, 1)
     x = np.random.default_rng(2).normal(size=(1, *model.input_shape[1:])).astype(np.float32)
     np.testing.assert_allclose(np.asarray(loaded(x, training=False)), np.asarray(model(x, training=False)), atol=1e-5)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TFLite export runs on TensorFlow")
+def test_tflite_export_of_the_new_types(tmp_path):
+    from autox3d_tf.export.tflite import export_tflite, run_tflite
+    from autox3d_tf.layers import normalize_pixels
+
+    spec = tiny_spec("p3d-b").replace(
+        stages=(
+            StageSpec(8, (BlockSpec("p3d-c"), BlockSpec("2+1d-d2", attention="se")), stride=1),
+            StageSpec(16, (BlockSpec("p3d-b"),), stride=2),
+        ),
+        input_size=32,
+    )
+    model = build_model(spec, classes=3)
+    _randomize_batch_norms(model)
+    rng = np.random.default_rng(3)
+    head = model.get_layer(naming.PREDICTIONS)
+    head.set_weights([rng.normal(0, 3, head.kernel.shape), np.zeros(3)])  # logits of order 1
+    path = export_tflite(model, tmp_path / "m.tflite", frames=4, crop=32)  # folded, builtin ops only
+    frames = rng.integers(0, 256, size=(1, 4, 32, 32, 3)).astype(np.uint8)
+    got = run_tflite(path, frames)["probabilities"]
+    ref = np.asarray(model(normalize_pixels(frames.astype(np.float32)), training=False))
+    np.testing.assert_allclose(got, ref, atol=1e-5)
