@@ -40,10 +40,9 @@ def export_model(
     ``spec`` defaults to the architecture the model carries (any `build_model` / zoo model). A
     consensus model (`autox3d_tf.models.segment_consensus`) needs ``rate``, its snippets' frame
     rate; ``frames`` is then per snippet and the signature samples K snippets."""
-    from autox3d_tf.models.consensus import consensus_parts
-
     from autox3d_tf.export.saved_model import SIGNATURE, export_saved_model, find_xla_ops
     from autox3d_tf.export.tflite import export_tflite
+    from autox3d_tf.models.consensus import consensus_parts
 
     t0 = time.time()
     out_dir = os.fspath(out_dir)
@@ -63,7 +62,7 @@ def export_model(
         "input": {"name": "frames", "dtype": "uint8", "shape": [None, None, None, None, 3]},
         "outputs": ["probabilities", "top_k_indices", "top_k_scores", "top_k_labels"],
         "network_input": {"frames": frames, "crop": crop},
-        "segments": 1 if consensus_parts(model) is None else consensus_parts(model).segments,
+        "segments": getattr(consensus_parts(model), "segments", 1),
         "classes": list(class_names),
         "top_k": int(min(top_k, len(class_names))),
         "fused": bool(fuse),
