@@ -192,3 +192,37 @@ def test_tfrecord_stores_rotated_videos_upright(tmp_path):
     path = write(tmp_path / "phone.mp4", rotation=-90)
     jpegs, _, h, w = video_to_jpegs(path)
     assert (h, w) == (W, H) and len(jpegs) == N
+
+
+def test_raw_h264_stream_decodes_like_a_full_decode(tmp_path):
+    """A raw .h264 stream has no container: no frame count, no timestamps, no seeking."""
+    path = str(tmp_path / "raw.h264")
+    with av.open(path, "w", format="h264") as container:
+        stream = container.add_stream(_codec("libx264"), rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for i in range(N):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(render_frame(i, W, H), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    everything = decode_all_frames(path)
+    assert probe_video(path).num_frames == len(everything) == N
+    for idx in clips(N):
+        np.testing.assert_array_equal(decode_frames(path, idx), everything[idx])
+
+
+@pytest.mark.parametrize("kind", ["fifo", "stdin"])
+def test_streams_that_cannot_seek_are_one_clear_error(tmp_path, kind):
+    import os
+
+    from autox3d_tf.data.decode import VideoDecodeError
+
+    if kind == "fifo":
+        path = str(tmp_path / "pipe.mp4")
+        os.mkfifo(path)
+    else:
+        path = "/dev/stdin"
+        if os.path.isfile(path):
+            pytest.skip("stdin is a regular file here")
+    with pytest.raises(VideoDecodeError, match="not a regular file"):
+        probe_video(path)

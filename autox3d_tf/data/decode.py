@@ -87,10 +87,19 @@ class VideoInfo:
 
 
 def _check_file(path: str) -> None:
-    if not os.path.exists(path):
-        raise VideoDecodeError(path, "file not found")
-    if os.path.isdir(path):
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise VideoDecodeError(path, "file not found") from None
+    except OSError as err:
+        raise VideoDecodeError(path, f"cannot be read ({err.strerror or err})") from None
+    if stat.S_ISDIR(mode):
         raise VideoDecodeError(path, "is a directory, not a video file")
+    if not stat.S_ISREG(mode):
+        # A FIFO, /dev/stdin or a device: decoding seeks and opens the file twice, which a stream cannot do.
+        raise VideoDecodeError(path, "not a regular file (a pipe, FIFO or device): save the video to a file first")
     if os.path.getsize(path) == 0:
         raise VideoDecodeError(path, "empty file (0 bytes)")
 
@@ -119,6 +128,18 @@ def _stream_fps(stream) -> float:
     return 30.0
 
 
+def _count_packets(path: str) -> int:
+    """The number of video packets (one per frame) of ``path``, read without decoding, from a
+    second open (a raw stream cannot be rewound)."""
+    import av
+
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            return sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
+    except (av.error.FFmpegError, IndexError, OSError):
+        return 0
+
+
 def _info_from(path: str, container, stream) -> VideoInfo:
     fps = _stream_fps(stream)
     if stream.duration is not None and stream.time_base:
@@ -130,6 +151,8 @@ def _info_from(path: str, container, stream) -> VideoInfo:
     num_frames = int(stream.frames or 0)
     if num_frames <= 0:
         num_frames = int(round(duration * fps))
+    if num_frames <= 0:  # a raw stream (.h264, .hevc): no container to say, so count its packets
+        num_frames = _count_packets(path)
     if duration <= 0 and num_frames > 0:
         duration = num_frames / fps
     ctx = stream.codec_context
@@ -197,6 +220,8 @@ class _FrameIndexer:
         import av
 
         first = None
+        if stream.start_time is None or not stream.time_base:
+            return cls(stream, fps)  # no timestamps to read (a raw stream, which cannot be rewound either)
         try:
             for n, packet in enumerate(container.demux(stream)):
                 if n >= _START_PACKETS:
@@ -237,7 +262,8 @@ def decode_from(container, stream, indexer: _FrameIndexer, fps: float, first: in
 
     ctx = stream.codec_context
     back = 1  # how far before ``first`` to seek: a second, then doubled, on each retry
-    seek = indexer.time_base is not None and first / fps >= _SEEK_MIN_SECONDS
+    # A raw stream (.h264) has no timestamps to seek by: it is decoded from the start.
+    seek = indexer.time_base is not None and stream.start_time is not None and first / fps >= _SEEK_MIN_SECONDS
     attempt = 0
     while True:
         target = first - back if seek else -1
