@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from autox3d_tf.weights.convert import (
     LAYOUTS,
+    NonFiniteWeightsError,
     WeightsMismatchError,
     checkpoint_num_classes,
     convert_checkpoint,
@@ -85,6 +86,7 @@ __all__ = [
     "CheckpointError",
     "UnsafeCheckpointError",
     "WeightsMismatchError",
+    "NonFiniteWeightsError",
     "NoPretrainedWeightsError",
     "WeightsHashError",
 ]

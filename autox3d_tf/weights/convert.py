@@ -64,6 +64,10 @@ from autox3d_tf.weights.torch_reader import CheckpointError, load_torch_checkpoi
 __all__ = [
     "LAYOUTS",
     "WeightsMismatchError",
+    "NonFiniteWeightsError",
+    "nonfinite_tensors",
+    "check_finite",
+    "remove_stale_temporaries",
     "extract_state_dict",
     "detect_layout",
     "checkpoint_num_classes",
@@ -132,6 +136,34 @@ class WeightsMismatchError(ValueError):
         self.unexpected = list(unexpected)
         self.mismatched = list(mismatched)
         self.unmapped = list(unmapped)
+
+
+class NonFiniteWeightsError(ValueError):
+    """Weights hold NaN or infinite values (a diverged run, a corrupt file): they would predict
+    garbage without a word. ``tensors`` names them."""
+
+    def __init__(self, message: str, tensors=()):
+        super().__init__(message)
+        self.tensors = list(tensors)
+
+
+def nonfinite_tensors(tensors: Mapping[str, Any]) -> list[str]:
+    """Names of the floating-point arrays in ``tensors`` that hold a NaN or an infinity."""
+    bad = []
+    for name, value in tensors.items():
+        array = np.asarray(value)
+        if array.dtype.kind in "fc" and array.size and not np.isfinite(array).all():
+            bad.append(name)
+    return bad
+
+
+def check_finite(tensors: Mapping[str, Any], source: str) -> None:
+    """Raises :class:`NonFiniteWeightsError` naming ``source`` and its non-finite tensors."""
+    bad = nonfinite_tensors(tensors)
+    if bad:
+        raise NonFiniteWeightsError(
+            f"{source}: {len(bad)} tensor(s) hold NaN or Inf values: {_list(bad, 10)}. These weights would "
+            "predict garbage; nothing was loaded.", bad)
 
 
 def _list(items, limit: int = 20) -> str:
@@ -413,9 +445,14 @@ def convert_state_dict(
 
 
 def _as_state_dict(source: Any) -> "OrderedDict[str, np.ndarray]":
+    """The state dict of a checkpoint path or a loaded checkpoint, every float tensor finite."""
     if isinstance(source, (str, os.PathLike)):
-        return extract_state_dict(load_torch_checkpoint(source))
-    return extract_state_dict(source)
+        state_dict = extract_state_dict(load_torch_checkpoint(source))
+        check_finite(state_dict, os.fspath(source))
+        return state_dict
+    state_dict = extract_state_dict(source)
+    check_finite(state_dict, "the checkpoint")
+    return state_dict
 
 
 def load_torch_weights(model, source: Any, *, layout: str | None = None) -> dict:
@@ -437,10 +474,60 @@ def load_torch_weights(model, source: Any, *, layout: str | None = None) -> dict
     return info
 
 
+_TMP_PREFIX = ".tmp-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: str, suffix: str = ".weights.h5") -> list[str]:
+    """Removes the ``.tmp-<pid>-*`` files a killed writer left in ``directory`` (those of a process
+    that no longer runs); returns their paths."""
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if not (name.startswith(_TMP_PREFIX) and name.endswith(suffix)):
+            continue
+        pid = name[len(_TMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and _pid_alive(int(pid)) and int(pid) != os.getpid():
+            continue
+        if not pid.isdigit():  # the old unnamed form (.tmp-XXXX.weights.h5): only when an hour old
+            try:
+                import time
+
+                if time.time() - os.path.getmtime(os.path.join(directory, name)) < 3600:
+                    continue
+            except OSError:
+                continue
+        try:
+            os.remove(os.path.join(directory, name))
+            removed.append(os.path.join(directory, name))
+        except OSError:
+            pass
+    if removed:
+        logger.info("Removed %d temporary file(s) left by an interrupted conversion in %s", len(removed), directory)
+    return removed
+
+
 def _atomic_save_weights(model, dst: str) -> None:
+    """Saves ``model``'s weights to ``dst`` through ``.tmp-<pid>-*`` and a rename; temporaries of
+    killed runs in that folder are removed first."""
     directory = os.path.dirname(os.path.abspath(dst)) or "."
+    if os.path.isdir(dst):
+        raise ValueError(f"{dst} is a directory; give a file name ending in '.weights.h5'.")
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=directory)
+    remove_stale_temporaries(directory)
+    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", suffix=".weights.h5", dir=directory)
     os.close(fd)
     try:
         os.remove(tmp)  # Keras writes the file itself
@@ -459,6 +546,7 @@ def convert_checkpoint(
     *,
     layout: str | None = None,
     build: Callable[..., Any] | None = None,
+    expected_classes: int | None = None,
 ) -> dict:
     """Converts a PyTorch checkpoint into a Keras ``.weights.h5`` file for a zoo model.
 
@@ -473,6 +561,8 @@ def convert_checkpoint(
         layout: force a key layout (default: detected).
         build: optional model factory ``build(classes=...)`` (default: the catalogued architecture
             ``model_name`` built by `autox3d_tf.models.build_model`).
+        expected_classes: when given, a checkpoint with another number of classes is an error
+            (a ``WeightsMismatchError``) and nothing is written.
 
     Returns:
         Info dict: ``layout``, ``folded``, ``classes``, ``model``, ``num_tensors``, ``dst``.
@@ -491,6 +581,9 @@ def convert_checkpoint(
             f"{os.fspath(src)} has no classifier ('proj.weight' / 'head.projection.weight'); cannot convert a "
             "headless checkpoint into a full model.",
         )
+    if expected_classes is not None and classes != expected_classes:
+        raise WeightsMismatchError(
+            f"{os.fspath(src)} has {classes} classes, not the expected {expected_classes}; nothing was written.")
     if build is None:
         model_name = canonical_name(model_name)
         model = build_model(get_spec(model_name), classes=classes)

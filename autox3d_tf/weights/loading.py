@@ -26,7 +26,9 @@ from dataclasses import asdict, dataclass, field
 from autox3d_tf.arch import naming
 from autox3d_tf.models.builder import build_model
 from autox3d_tf.weights.convert import (
+    NonFiniteWeightsError,
     WeightsMismatchError,
+    check_finite,
     checkpoint_num_classes,
     extract_state_dict,
     load_torch_weights,
@@ -92,17 +94,25 @@ class PretrainedReport:
         return line + "."
 
 
-def _h5_shapes(path: str) -> dict[str, tuple]:
+def _h5_shapes(path: str, nonfinite: list[str] | None = None) -> dict[str, tuple]:
+    """The shape of every dataset in an HDF5 weights file; the names of those holding NaN / Inf are
+    appended to ``nonfinite`` when given. A file that is not HDF5 is a ValueError naming it."""
     import h5py
+    import numpy as np
 
     shapes: dict[str, tuple] = {}
 
     def visit(name, obj):
         if isinstance(obj, h5py.Dataset):
             shapes[name] = tuple(obj.shape)
+            if nonfinite is not None and obj.dtype.kind in "fc" and obj.size and not np.isfinite(obj[()]).all():
+                nonfinite.append(name)
 
-    with h5py.File(path, "r") as fh:
-        fh.visititems(visit)
+    try:
+        with h5py.File(path, "r") as fh:
+            fh.visititems(visit)
+    except OSError as err:  # not HDF5, truncated, unreadable
+        raise ValueError(f"{path}: not a readable Keras .weights.h5 file ({str(err).splitlines()[0]})") from None
     return shapes
 
 
@@ -151,11 +161,22 @@ def load_keras_weights(model, path: str | os.PathLike, *, allow_extra: bool = Fa
 
     Raises:
         WeightsMismatchError: listing missing, unexpected and mis-shaped variables.
+        NonFiniteWeightsError: the file holds NaN or Inf values (naming the variables).
+        ValueError: the file is not a Keras weights file.
     """
     path = os.fspath(path)
     if not path.endswith(".weights.h5"):
         raise ValueError(f"Keras weights files must end in '.weights.h5', got {path!r}.")
-    missing, unexpected, mismatched = _compare(_h5_shapes(path), _model_h5_shapes(model), allow_extra)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such weights file" + (" (a directory)" if os.path.isdir(path) else ""))
+    nonfinite: list[str] = []
+    source = _h5_shapes(path, nonfinite)
+    if nonfinite:
+        raise NonFiniteWeightsError(
+            f"{path}: {len(nonfinite)} tensor(s) hold NaN or Inf values: {', '.join(nonfinite[:10])}"
+            f"{' ...' if len(nonfinite) > 10 else ''}. These weights would predict garbage; nothing was loaded.",
+            nonfinite)
+    missing, unexpected, mismatched = _compare(source, _model_h5_shapes(model), allow_extra)
     if missing or mismatched or unexpected:
         raise _mismatch_error(path, model, missing, unexpected, mismatched)
     model.load_weights(path)
@@ -295,6 +316,7 @@ def load_pretrained(model, model_name: str, weights: str | os.PathLike) -> Pretr
     torch_format = _is_torch(path)
     if torch_format:
         state_dict = extract_state_dict(load_torch_checkpoint(path))
+        check_finite(state_dict, path)
         source_classes = checkpoint_num_classes(state_dict)
     else:
         state_dict = None

@@ -13,17 +13,24 @@ provenance. A model with an empty entry has no pretrained weights.
 2. its sha256 is checked when the manifest knows it (a mismatch is an error and leaves nothing in
    the cache); downloads go to a temporary name and are renamed into place only once verified;
 3. it is converted once into ``$AUTOX3D_HOME/weights/<keras_file>`` (default ``AUTOX3D_HOME`` is
-   ``~/.keras/autox3d``), again through a temporary file and an atomic rename.
+   ``~/.keras/autox3d``), again through a temporary file and an atomic rename; the download enters
+   the cache only after that conversion succeeded (right class count, every tensor finite), so a bad
+   file never stays there;
+4. with no sha256 in the manifest, the first good download's is recorded in
+   ``$AUTOX3D_HOME/known_hashes.json`` and a later download that differs is refused (set
+   ``AUTOX3D_ACCEPT_CHANGED_WEIGHTS=1`` to accept it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import logging
 import os
 import pathlib
+import sys
 import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
@@ -47,6 +54,7 @@ __all__ = [
     "sha256_file",
     "fetch_checkpoint",
     "get_weights_file",
+    "known_hashes",
 ]
 
 logger = logging.getLogger("autox3d_tf.weights")
@@ -54,6 +62,8 @@ logger = logging.getLogger("autox3d_tf.weights")
 MANIFEST_PATH = pathlib.Path(__file__).with_name("manifest.json")
 HOME_ENV = "AUTOX3D_HOME"
 MIRROR_ENV = "AUTOX3D_WEIGHTS_MIRROR"
+ACCEPT_CHANGED_ENV = "AUTOX3D_ACCEPT_CHANGED_WEIGHTS"
+KNOWN_HASHES_FILE = "known_hashes.json"
 
 
 class NoPretrainedWeightsError(ValueError):
@@ -255,34 +265,70 @@ def _remove(path: str) -> None:
         pass
 
 
-def fetch_checkpoint(entry: WeightsEntry) -> pathlib.Path:
-    """Downloads (or reuses) the source checkpoint in ``cache_dir()/checkpoints``, verified.
+def _known_hashes_path() -> pathlib.Path:
+    return cache_dir() / KNOWN_HASHES_FILE
 
-    Raises:
-        WeightsHashError: the sha256 differs from the manifest's; no file is left in the cache.
-        RuntimeError: the download failed (the message names the URL and the mirror variable).
-    """
+
+def known_hashes() -> dict[str, str]:
+    """``{file_name: sha256}`` of the first good download of each checkpoint (read and converted),
+    recorded beside the cache in ``known_hashes.json``; a later download must match it."""
+    try:
+        with open(_known_hashes_path(), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v).lower() for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _record_hash(file_name: str, digest: str) -> None:
+    hashes = known_hashes()
+    if hashes.get(file_name) == digest:
+        return
+    hashes[file_name] = digest
+    path = _known_hashes_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".known_hashes.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(hashes, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def _expected_hash(entry: WeightsEntry) -> tuple[str | None, str]:
+    """``(sha256, where it comes from)``: the manifest's, else the recorded first good download's."""
+    if entry.sha256:
+        return entry.sha256.lower(), "the manifest"
+    recorded = known_hashes().get(entry.file_name)
+    return recorded, f"the first good download recorded in {_known_hashes_path()}"
+
+
+def _accept_changed(accept_changed: bool | None) -> bool:
+    if accept_changed is not None:
+        return bool(accept_changed)
+    return os.environ.get(ACCEPT_CHANGED_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _download(entry: WeightsEntry, folder: pathlib.Path, accept_changed: bool | None = None) -> tuple[str, str]:
+    """Downloads the source checkpoint to a temporary name in ``folder``; returns ``(path, sha256)``.
+
+    The caller moves it into place (or removes it). Raises WeightsHashError when it differs from
+    the manifest's or the recorded sha256 (unless ``accept_changed`` for a recorded one)."""
     import keras
 
-    folder = cache_dir() / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / entry.file_name
-    if final.exists():
-        if entry.sha256 is None or sha256_file(final) == entry.sha256.lower():
-            return final
-        logger.warning("Cached %s does not match its sha256; downloading it again.", final)
-        _remove(str(final))
-
     url = source_url(entry)
-    fd, tmp = tempfile.mkstemp(prefix=f".{entry.file_name}.", suffix=".part", dir=folder)
+    _remove_stale_parts(folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{entry.file_name}.{os.getpid()}.", suffix=".part", dir=folder)
     os.close(fd)
     _remove(tmp)
     try:
         try:
-            # Downloads to the temporary name (Keras may fall back to another writable folder).
-            tmp = keras.utils.get_file(
-                fname=os.path.basename(tmp), origin=url, cache_dir=str(folder.parent), cache_subdir=folder.name
-            )
+            # Keras' progress bar is not a result: it goes to stderr, so `--json` output stays JSON.
+            with contextlib.redirect_stdout(sys.stderr):
+                tmp = keras.utils.get_file(
+                    fname=os.path.basename(tmp), origin=url, cache_dir=str(folder.parent), cache_subdir=folder.name
+                )
         except Exception as err:
             raise RuntimeError(
                 f"Could not download the {entry.model} {entry.dataset} checkpoint from {url} ({err}). "
@@ -292,26 +338,88 @@ def fetch_checkpoint(entry: WeightsEntry) -> pathlib.Path:
         if not os.path.exists(tmp):
             raise RuntimeError(f"Downloading {url} produced no file.")
         digest = sha256_file(tmp)
-        if entry.sha256 is not None and digest != entry.sha256.lower():
-            raise WeightsHashError(
-                f"sha256 mismatch for {entry.file_name} from {url}: expected {entry.sha256}, got {digest}. "
-                "The file was discarded; nothing was cached."
-            )
-        if entry.sha256 is None:
+        expected, where = _expected_hash(entry)
+        if expected is not None and digest != expected:
+            if entry.sha256 is None and _accept_changed(accept_changed):
+                logger.warning("%s from %s differs from %s; accepted (%s).", entry.file_name, url, where,
+                               ACCEPT_CHANGED_ENV)
+            else:
+                hint = ("" if entry.sha256 else
+                        f" If the source changed on purpose, set {ACCEPT_CHANGED_ENV}=1 (or remove "
+                        f"{entry.file_name!r} from {_known_hashes_path()}) to accept the new file.")
+                raise WeightsHashError(
+                    f"sha256 mismatch for {entry.file_name} from {url}: expected {expected} ({where}), got "
+                    f"{digest}. The file was discarded; nothing was cached.{hint}"
+                )
+        if expected is None:
             logger.warning(
                 "No sha256 is registered for %s; downloaded file from %s has sha256 %s (not verified).",
                 entry.file_name,
                 url,
                 digest,
             )
+        return tmp, digest
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove_stale_parts(folder: pathlib.Path) -> None:
+    """Removes the ``.part`` downloads of processes that no longer run."""
+    for part in folder.glob(".*.part"):
+        pid = part.name.rsplit(".", 3)[-3] if part.name.count(".") >= 3 else ""
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+                continue
+            except ProcessLookupError:
+                pass
+            except OSError:
+                continue
+            _remove(str(part))
+
+
+def _cached_checkpoint(entry: WeightsEntry, final: pathlib.Path) -> bool:
+    """True when ``final`` exists and matches the expected sha256 (a mismatch removes it)."""
+    if not final.exists():
+        return False
+    expected, _ = _expected_hash(entry)
+    if expected is None or sha256_file(final) == expected:
+        return True
+    logger.warning("Cached %s does not match its sha256; downloading it again.", final)
+    _remove(str(final))
+    return False
+
+
+def fetch_checkpoint(entry: WeightsEntry, accept_changed: bool | None = None) -> pathlib.Path:
+    """Downloads (or reuses) the source checkpoint in ``cache_dir()/checkpoints``, verified.
+
+    Raises:
+        WeightsHashError: the sha256 differs from the manifest's (or the recorded first good
+            download's); no file is left in the cache.
+        RuntimeError: the download failed (the message names the URL and the mirror variable).
+    """
+    folder = cache_dir() / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / entry.file_name
+    if _cached_checkpoint(entry, final):
+        return final
+    tmp, _ = _download(entry, folder, accept_changed)
+    try:
         os.replace(tmp, final)
     finally:
         _remove(tmp)
     return final
 
 
-def get_weights_file(model: str, dataset: str) -> pathlib.Path:
-    """Path of the converted Keras ``.weights.h5`` for (model, dataset), fetching and converting once."""
+def get_weights_file(model: str, dataset: str, accept_changed: bool | None = None) -> pathlib.Path:
+    """Path of the converted Keras ``.weights.h5`` for (model, dataset), fetching and converting once.
+
+    A downloaded checkpoint enters the cache only once it was read and converted (the right class
+    count, every tensor finite); its sha256 is then recorded (:func:`known_hashes`) and a later
+    download that differs is refused unless ``accept_changed`` (or ``$AUTOX3D_ACCEPT_CHANGED_WEIGHTS=1``).
+    A bad file leaves nothing behind, so fixing the mirror fixes the next call.
+    """
     from autox3d_tf.weights.convert import convert_checkpoint
 
     entry = get_weights_entry(model, dataset)
@@ -319,13 +427,28 @@ def get_weights_file(model: str, dataset: str) -> pathlib.Path:
     target = folder / entry.keras_file
     if target.exists():
         return target
-    checkpoint = fetch_checkpoint(entry)
-    logger.info("Converting %s (%s layout) to %s", checkpoint, entry.layout, target)
-    info = convert_checkpoint(checkpoint, target, entry.model)
-    if info["classes"] != entry.num_classes:
-        _remove(str(target))
-        raise ValueError(
-            f"{checkpoint} has {info['classes']} classes but the registry says {entry.num_classes}; "
-            "the converted file was discarded."
-        )
+    checkpoints = cache_dir() / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    final = checkpoints / entry.file_name
+    if _cached_checkpoint(entry, final):
+        logger.info("Converting %s (%s layout) to %s", final, entry.layout, target)
+        try:
+            convert_checkpoint(final, target, entry.model, expected_classes=entry.num_classes)
+        except (ValueError, OSError) as err:
+            raise ValueError(f"The cached checkpoint {final} cannot be converted ({err}). Delete it to fetch it "
+                             "again.") from err
+        _record_hash(entry.file_name, sha256_file(final))
+        return target
+    tmp, digest = _download(entry, checkpoints, accept_changed)
+    try:
+        logger.info("Converting %s (%s layout) to %s", entry.file_name, entry.layout, target)
+        try:
+            convert_checkpoint(tmp, target, entry.model, expected_classes=entry.num_classes)
+        except (ValueError, OSError) as err:
+            raise ValueError(f"The {entry.model} {entry.dataset} checkpoint from {source_url(entry)} is not usable "
+                             f"({err}). Nothing was cached: fix the source (or {MIRROR_ENV}) and retry.") from err
+        os.replace(tmp, final)
+        _record_hash(entry.file_name, digest)
+    finally:
+        _remove(tmp)
     return target

@@ -34,6 +34,7 @@ __all__ = ["CheckpointError", "UnsafeCheckpointError", "load_torch_checkpoint", 
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _MAX_ELEMENTS = 1 << 31  # per tensor: far above any video model's largest weight
+_MAX_COMPRESSION = 64  # a compressed zip member may declare at most this many times the file's size
 
 
 class CheckpointError(ValueError):
@@ -117,6 +118,9 @@ def _to_array(storage: _Storage, offset: int, size, stride) -> np.ndarray:
     numel = math.prod(size)
     if numel > _MAX_ELEMENTS or any(n < 0 for n in size):
         raise CheckpointError(f"Corrupt tensor: implausible size {size}.")
+    if numel > flat.size:  # a real tensor never has more elements than its storage (bounded by the file)
+        raise CheckpointError(
+            f"Corrupt tensor: size {size} declares {numel} elements, its storage holds {flat.size}.")
     if numel == 0:
         out = np.zeros(size, dtype=flat.dtype)
     else:
@@ -245,15 +249,26 @@ def _load_zip(path: str) -> Any:
         if byteorder not in ("little", "big"):
             raise CheckpointError(f"{path}: unknown byte order {byteorder!r}.")
         cache: dict[str, _Storage] = {}
+        archive_size = os.path.getsize(path)
 
         def load_storage(pid):
             stype, key, numel = _storage_ref(path, pid)
             if key not in cache:
                 member = f"{prefix}data/{key}"
                 try:
-                    raw = zf.read(member)
+                    info = zf.getinfo(member)
                 except KeyError:
                     raise CheckpointError(f"{path}: storage {member!r} is missing (truncated file?).") from None
+                # What a member declares is bounded by the file: torch stores storages uncompressed.
+                limit = archive_size * (1 if info.compress_type == zipfile.ZIP_STORED else _MAX_COMPRESSION)
+                if info.file_size > limit:
+                    raise CheckpointError(
+                        f"{path}: storage {member!r} declares {info.file_size} bytes, more than the "
+                        f"{archive_size}-byte file can hold (corrupt or malicious checkpoint).")
+                try:
+                    raw = zf.read(member)
+                except (zipfile.BadZipFile, OSError, EOFError) as err:
+                    raise CheckpointError(f"{path}: storage {member!r} is unreadable ({err}).") from None
                 dtype = stype.dtype.newbyteorder("<" if byteorder == "little" else ">")
                 if len(raw) % dtype.itemsize:
                     raise CheckpointError(f"{path}: storage {member!r} has a partial element (truncated file?).")
