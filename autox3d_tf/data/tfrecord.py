@@ -20,16 +20,24 @@ TensorFlow-only (TFRecord writing).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import multiprocessing as mp
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from autox3d_tf.data.annotations import Annotations, VideoRecord, check_videos_exist, load_annotations
+from autox3d_tf.data.annotations import (
+    CLASS_MAP_FILENAME,
+    Annotations,
+    VideoRecord,
+    check_videos_exist,
+    load_annotations,
+)
 from autox3d_tf.data.decode import VideoDecodeError, _FrameIndexer, _info_from, _open, decode_from
 from autox3d_tf.data.frame_folder import frame_files, probe_frame_folder, read_frame
 from autox3d_tf.data.orientation import display_transform
@@ -224,6 +232,81 @@ class ConversionReport:
     segment_fallbacks: list[list[str]] = field(default_factory=list)
 
 
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _class_map_beside(annotations) -> str | None:
+    """The ``classes.json`` beside an annotation file (None for a folder or loaded annotations)."""
+    if isinstance(annotations, Annotations) or os.path.isdir(os.fspath(annotations)):
+        return None
+    return os.path.join(os.path.dirname(os.path.abspath(os.fspath(annotations))), CLASS_MAP_FILENAME)
+
+
+def inputs_fingerprint(ann: Annotations, settings: dict) -> str:
+    """sha256 of what a shard set holds: every record (file, label, id, name, segment), the class
+    names and the conversion settings."""
+    records = [[r.path, r.label, r.video_id, r.label_name, r.start, r.end, r.trimmed] for r in ann.records]
+    text = json.dumps({"records": records, "classes": list(ann.classes.names), "settings": settings},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _existing_shards(out_prefix: str) -> list[str]:
+    pattern = re.compile(re.escape(os.path.basename(out_prefix)) + r"-\d{5,}-of-\d{5,}\.tfrecord$")
+    folder = os.path.dirname(os.path.abspath(out_prefix))
+    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if pattern.match(n)) if os.path.isdir(folder) else []
+
+
+def _check_resumable(out_prefix: str, paths: list[str], manifest_path: str, settings: dict,
+                     fingerprint: str) -> dict | None:
+    """The manifest of a run to resume (None when there is nothing yet); ValueError when the shards
+    there hold other inputs or settings, or another shard count, or cannot be told apart."""
+    existing = _existing_shards(out_prefix)
+    wanted = {os.path.abspath(p) for p in paths}
+    other = [p for p in existing if os.path.abspath(p) not in wanted]
+    if other:
+        raise ValueError(
+            f"{out_prefix}: {len(other)} shard(s) of another shard count are there ({os.path.basename(other[0])}); "
+            f"a reader would read both sets. Resume with the same --shards, or pass --overwrite to replace them.")
+    manifest = None
+    if os.path.exists(manifest_path):
+        try:
+            with open(manifest_path, encoding="utf-8") as f:
+                manifest = json.load(f)
+        except (OSError, ValueError):
+            manifest = {}
+    if not existing:
+        return manifest if manifest and manifest.get("inputs_sha256") == fingerprint else None
+    if not manifest or not manifest.get("inputs_sha256"):
+        raise ValueError(
+            f"{out_prefix}: {len(existing)} shard(s) are there without a record of their inputs ({manifest_path}); "
+            "they cannot be resumed safely. Pass --overwrite to replace them, or use another prefix.")
+    if manifest["inputs_sha256"] != fingerprint:
+        before = manifest.get("settings", {})
+        changed = [f"{k} {before.get(k)} -> {v}" for k, v in settings.items() if before.get(k) != v]
+        what = ", ".join(changed) if changed else f"other annotations (was {manifest.get('annotations')})"
+        raise ValueError(
+            f"{out_prefix}: the shards there were written from other inputs or settings ({what}). Pass "
+            "--overwrite to replace them, or use another prefix.")
+    return manifest
+
+
+def _write_manifest(path: str, manifest: dict, ann: Annotations) -> None:
+    """Writes ``{prefix}.manifest.json`` atomically, with the totals of every shard recorded."""
+    manifest["classes"] = list(ann.classes.names)
+    manifest.update({k: manifest["settings"][k] for k in ("fps", "short_side", "quality", "num_shards")})
+    manifest["errors"] = [e for s in manifest["shards"].values() for e in s["errors"]]
+    manifest["segment_fallbacks"] = [e for s in manifest["shards"].values() for e in s.get("segment_fallbacks", [])]
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1)
+    os.replace(tmp, path)
+
+
 def convert_to_tfrecord(
     annotations: str | os.PathLike | Annotations,
     out_prefix: str | os.PathLike,
@@ -242,23 +325,39 @@ def convert_to_tfrecord(
     ``annotations``: an annotation file, a folder of class sub-folders, or :class:`Annotations`;
     its videos may be frame folders.
 
-    Resumable: complete shards are kept (unless ``overwrite``), partial ones are redone. Also writes
-    ``{out_prefix}.classes.json`` (the class map) and ``{out_prefix}.manifest.json`` (shards, video
-    counts, bad videos, segment fallbacks). Missing files raise :class:`MissingVideosError` before any
+    Resumable: complete shards are kept, partial ones are redone, but only when the inputs and
+    settings are those the shards were written from (their sha256, :func:`inputs_fingerprint`, is in
+    the manifest before any shard is written); other inputs, settings or shard count are a
+    ``ValueError`` unless ``overwrite``, which removes every shard of the prefix first. Writes
+    ``{out_prefix}.manifest.json`` (settings, shards, video counts, bad videos of every shard across
+    resumes, segment fallbacks; updated as each shard completes) and, once the conversion succeeded,
+    ``{out_prefix}.classes.json`` and a new class map beside the annotation file. Missing files raise :class:`MissingVideosError` before any
     work; videos that fail to decode are skipped and reported. Only the annotated segment of a video
     is stored when it lies inside the video (Kinetics ``time_start`` / ``time_end``; see
     :func:`video_to_jpegs`); a segment starting past the video's end stores the whole video and is
     reported in ``segment_fallbacks``.
     """
     t0 = time.time()
-    ann = annotations if isinstance(annotations, Annotations) else load_annotations(
-        annotations, video_root=video_root, split=split)
     if shards <= 0:
         raise ValueError(f"shards must be positive, got {shards}")
+    beside = _class_map_beside(annotations)
+    ann = annotations if isinstance(annotations, Annotations) else load_annotations(
+        annotations, video_root=video_root, split=split, save_class_map=False)
     check_videos_exist(ann.records)
     out_prefix = os.fspath(out_prefix)
     os.makedirs(os.path.dirname(os.path.abspath(out_prefix)), exist_ok=True)
     paths = shard_paths(out_prefix, shards)
+    manifest_path = f"{out_prefix}.manifest.json"
+    settings = {"num_shards": shards, "fps": fps, "short_side": short_side, "quality": quality}
+    fingerprint = inputs_fingerprint(ann, settings)
+    if overwrite:
+        for old in _existing_shards(out_prefix) + [manifest_path, f"{out_prefix}.classes.json"]:
+            _remove(old)
+        previous = None
+    else:
+        previous = _check_resumable(out_prefix, paths, manifest_path, settings, fingerprint)
+    manifest = {"annotations": getattr(ann, "source", None), "settings": settings, "inputs_sha256": fingerprint,
+                "complete": False, "shards": dict((previous or {}).get("shards", {}))}
     jobs, done = [], 0
     for k, path in enumerate(paths):
         folder = os.path.dirname(os.path.abspath(path))
@@ -266,12 +365,12 @@ def convert_to_tfrecord(
         for stale in os.listdir(folder):  # temporaries of a killed run
             if stale.startswith(base + ".tmp"):
                 os.remove(os.path.join(folder, stale))
-        if os.path.exists(path) and not overwrite:
+        if os.path.exists(path):
             done += 1
             continue
+        manifest["shards"].pop(base, None)
         jobs.append((ann.records[k::shards], path, fps, short_side, quality))
-    if len(ann.classes):
-        ann.classes.save(f"{out_prefix}.classes.json")
+    _write_manifest(manifest_path, manifest, ann)  # the inputs are on record before any shard is
     total = sum(len(j[0]) for j in jobs)
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
     results: list[dict] = []
@@ -284,7 +383,12 @@ def convert_to_tfrecord(
             pending = pool.imap_unordered(_shard_job, jobs)
             while len(results) < len(jobs):
                 try:
-                    results.append(pending.next(timeout=0.5))
+                    r = pending.next(timeout=0.5)
+                    results.append(r)
+                    # Each finished shard's record is kept at once, so a kill loses none of them.
+                    manifest["shards"][os.path.basename(r["path"])] = {
+                        "videos": r["videos"], "errors": r["errors"], "segment_fallbacks": r["segment_fallbacks"]}
+                    _write_manifest(manifest_path, manifest, ann)
                 except mp.TimeoutError:
                     pass
                 if progress:
@@ -295,21 +399,13 @@ def convert_to_tfrecord(
         if progress:
             print(file=sys.stderr)
     errors = [e for r in results for e in r["errors"]]
-    manifest_path = f"{out_prefix}.manifest.json"
-    manifest = {"shards": {}, "errors": []}
-    if os.path.exists(manifest_path) and not overwrite:
-        with open(manifest_path, encoding="utf-8") as f:
-            manifest = json.load(f)
-    for r in results:
-        manifest["shards"][os.path.basename(r["path"])] = {"videos": r["videos"], "errors": r["errors"],
-                                                           "segment_fallbacks": r["segment_fallbacks"]}
-    manifest.update({"fps": fps, "short_side": short_side, "quality": quality, "num_shards": shards,
-                     "classes": ann.classes.names})
-    manifest["errors"] = [e for s in manifest["shards"].values() for e in s["errors"]]
-    manifest["segment_fallbacks"] = [e for s in manifest["shards"].values() for e in s.get("segment_fallbacks", [])]
-    with open(manifest_path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1)
-    os.replace(manifest_path + ".tmp", manifest_path)
+    manifest["complete"] = True
+    _write_manifest(manifest_path, manifest, ann)
+    # Class maps only once the conversion succeeded: a failed run leaves none that a later one reads.
+    if len(ann.classes):
+        ann.classes.save(f"{out_prefix}.classes.json")
+        if beside is not None and not os.path.exists(beside):
+            ann.classes.save(beside)
     return ConversionReport(shards=paths, written_shards=len(results), skipped_shards=done,
                             videos=sum(r["videos"] for r in results), errors=errors, seconds=time.time() - t0,
                             segment_fallbacks=[e for r in results for e in r["segment_fallbacks"]])
