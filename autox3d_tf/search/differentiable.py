@@ -43,6 +43,11 @@ def _replica_mean(value):
     return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, value)
 
 
+def _zeros_for_none(grads, variables):
+    """Zero gradients where there are none (a space without reduction cells)."""
+    return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+
+
 class ArchWeights(keras.layers.Layer):
     """The architecture logits: ``normal`` and ``reduce``, each ``(edges, ops)``."""
 
@@ -126,8 +131,11 @@ class DifferentiableSearch(keras.Model):
         return [self.loss_tracker, self.accuracy_tracker]
 
     def checkpoint_items(self) -> dict:
-        """What `SearchCheckpoint` saves: weights, logits and both optimizers."""
-        return {"supernet": self.supernet, "arch_weights": self.arch_weights, "optimizer": self.optimizer,
+        """What `SearchCheckpoint` saves: weights (BatchNorm statistics included), logits and both
+        optimizers. The supernet's variables are listed one by one: its layers live in plain lists,
+        which ``tf.train.Checkpoint`` does not walk."""
+        weights = tf.train.Checkpoint(**{f"w{i}": v for i, v in enumerate(self.supernet.weights)})
+        return {"supernet": weights, "arch_weights": self.arch_weights, "optimizer": self.optimizer,
                 "arch_optimizer": self.arch_optimizer}
 
     # ------------------------------------------------------------------ pieces
@@ -186,7 +194,7 @@ class DifferentiableSearch(keras.Model):
             objective = self._arch_objective(normal, reduce, held)
         grads = tape.gradient(objective, virtual + [normal, reduce])
         d_virtual = [tf.zeros_like(w) if g is None else g for g, w in zip(grads[:-2], virtual)]
-        d_alpha = grads[-2:]
+        d_alpha = _zeros_for_none(grads[-2:], [normal, reduce])
         eps = 0.01 / (tf.linalg.global_norm(d_virtual) + 1e-12)
 
         def alpha_grads(sign: float):
@@ -194,7 +202,7 @@ class DifferentiableSearch(keras.Model):
             with tf.GradientTape() as t:
                 t.watch([normal, reduce])
                 loss = self._stateless_loss(shifted, non_trainable, normal, reduce, x, y)
-            return t.gradient(loss, [normal, reduce])
+            return _zeros_for_none(t.gradient(loss, [normal, reduce]), [normal, reduce])
 
         plus, minus = alpha_grads(1.0), alpha_grads(-1.0)
         hessian = [(p - m) / (2.0 * eps) for p, m in zip(plus, minus)]
@@ -222,7 +230,9 @@ class DifferentiableSearch(keras.Model):
                 scaled = objective / replicas
             arch_grads = tape.gradient(scaled, logits_vars)
         active = step >= self.warmup_steps
-        arch_grads = [tf.where(active, g, tf.zeros_like(g)) for g in arch_grads]
+        # A space without reduction cells leaves the reduction logits without a gradient.
+        arch_grads = [tf.zeros_like(v) if g is None else tf.where(active, g, tf.zeros_like(g))
+                      for g, v in zip(arch_grads, logits_vars)]
         self.arch_optimizer.apply_gradients(zip(arch_grads, logits_vars))
         iterations = self.arch_optimizer.iterations
         iterations.assign(tf.where(active, iterations, tf.zeros_like(iterations)))

@@ -84,6 +84,7 @@ def search_input(
     scale_range: Sequence[int] | None = None,
     held_out_fraction: float | None = None,
     split_seed: int = 0,
+    segments: int = 1,
 ) -> tf.data.Dataset | tf.distribute.DistributedDataset:
     """The input of ``ArchitectureSearch.fit`` (see `search_dataset`) from video annotation files
     (Kinetics CSV with ``*_split``, PySlowFast list, SSv2 JSON), folders of class sub-folders or
@@ -92,12 +93,15 @@ def search_input(
     ``scale_range`` (the short-side scale jitter) augment the clips of both. With
     ``held_out_fraction`` the held-out clips are that share of the training source's videos (by
     video, drawn with ``split_seed``) and the weights train on the rest; the held-out source and
-    split are then not used.
+    split are then not used. With ``segments=K`` a clip is K snippets of ``frames`` x ``rate``, one
+    per equal segment of the video (TSN-style, `autox3d_tf.data.video_dataset`).
 
     ``batch_size`` is the global batch of both steps. Under a multi-worker
     ``MultiWorkerMirroredStrategy`` every worker decodes only its share of both sources (see
     `autox3d_tf.training.strategy.dataset_per_worker`)."""
     clip = dict(frames=frames, rate=rate, crop=crop, flip=flip, scale_range=scale_range)
+    if segments != 1:
+        clip["segments"] = int(segments)
 
     if held_out_fraction:
         train_part, held_part = (HoldOut(float(held_out_fraction), s, int(split_seed)) for s in ("training", "validation"))

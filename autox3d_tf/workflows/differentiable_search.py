@@ -80,8 +80,8 @@ def differentiable_search(
     prepared = prepare_search_data(
         data, held_out_data=held_out_data, train_split=train_split, held_out_split=held_out_split,
         held_out_fraction=held_out_fraction, split_seed=split_seed, batch_size=batch_size,
-        frames=frames * segments if segments > 1 else frames, rate=rate, crop=crop, seed=seed, flip=flip,
-        scale_range=scale_range, strategy=strategy, cpu_devices=cpu_devices)
+        frames=frames, rate=rate, crop=crop, seed=seed, flip=flip, scale_range=scale_range, strategy=strategy,
+        cpu_devices=cpu_devices, segments=segments)
     overrides = {k: v for k, v in dict(ops=tuple(ops) if ops else None, nodes=nodes, channels=channels,
                                        layers=layers).items() if v is not None}
     cell_space = cell_space_preset(space, input_frames=frames, input_size=crop, classes=len(prepared.class_names),

@@ -40,11 +40,13 @@ def prepare_search_data(
     scale_range: Sequence[int] | None,
     strategy: str,
     cpu_devices: int,
+    segments: int = 1,
 ) -> SearchData:
     """Picks the strategy, reads the class map and builds `search_input`'s dataset.
 
     When the held-out source would share videos with the training one (a folder, a list without
-    splits) and no ``held_out_fraction`` is given, 20% of the training videos are held out.
+    splits) and no ``held_out_fraction`` is given, 20% of the training videos are held out. With
+    ``segments=K`` a clip is K snippets of ``frames`` (one per segment of the video).
     """
     from autox3d_tf.data.annotations import load_annotations
     from autox3d_tf.data.directory import split_annotations
@@ -72,6 +74,6 @@ def prepare_search_data(
     dataset = search_input(dist, data, held_out_data or data, batch_size=batch_size, frames=frames, rate=rate,
                            crop=crop, seed=seed, train_split=train_split, held_out_split=held_out_split,
                            class_names=train_ann.classes.names, flip=flip, scale_range=scale_range,
-                           held_out_fraction=held_out_fraction, split_seed=split_seed)
+                           held_out_fraction=held_out_fraction, split_seed=split_seed, segments=segments)
     return SearchData(dist, replicas, list(train_ann.classes.names), len(train_ann.records), held_out_fraction or None,
                       dataset)
