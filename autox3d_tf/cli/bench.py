@@ -14,8 +14,9 @@ With --tflite, the TFLite export (batch 1, XNNPACK, same threads) is timed too.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+
+from autox3d_tf.workflows.json_output import print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         return _error(str(err))
 
     if args.json:
-        print(json.dumps({"results": [r.to_dict() for r in results]}, indent=2))
+        print_json({"results": [r.to_dict() for r in results]}, indent=2)
         return 0
     first = results[0]
     shape = "x".join(str(d) for d in first.input_shape)

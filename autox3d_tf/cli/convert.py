@@ -10,10 +10,11 @@ written. Nothing from the checkpoint is executed (a restricted unpickler reads i
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
+
+from autox3d_tf.workflows.json_output import print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,17 +36,20 @@ def run(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         logging.getLogger("autox3d_tf.weights").setLevel(logging.INFO)
     if not os.path.isfile(args.src):
-        print(f"autox3d convert: {args.src}: no such file", file=sys.stderr)
+        why = "is a directory, not a checkpoint file" if os.path.isdir(args.src) else "no such file"
+        print(f"autox3d convert: {args.src}: {why}", file=sys.stderr)
         return 1
     try:
         info = convert_checkpoint(
             args.src, args.dst, args.model, layout=None if args.layout == "auto" else args.layout
         )
-    except (CheckpointError, WeightsMismatchError, ValueError) as err:
-        print(f"autox3d convert: {args.src}: {err}", file=sys.stderr)
+    except (CheckpointError, WeightsMismatchError, ValueError, OSError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        prefix = "" if message.startswith(args.src) else f"{args.src}: "
+        print(f"autox3d convert: {prefix}{message}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps({"src": args.src, **info}, indent=2))
+        print_json({"src": args.src, **info}, indent=2)
     else:
         folded = f"; folded shortcut BN of {', '.join(info['folded'])}" if info["folded"] else ""
         print(

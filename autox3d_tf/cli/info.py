@@ -12,9 +12,10 @@ MACs are counted on the built Keras model in fvcore's convention (see `autox3d_t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
+
+from autox3d_tf.workflows.json_output import print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -175,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"autox3d info: error: {message}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(info, indent=2))
+        print_json(info, indent=2)
     else:
         print(format_text(info))
     return 0

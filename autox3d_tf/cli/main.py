@@ -53,7 +53,11 @@ def _import_tensorflow_quietly() -> None:
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            import tensorflow
+
+            # The first device query initialises CUDA: on a machine without a GPU its cuInit error
+            # line would come with every command's first TensorFlow op.
+            tensorflow.config.list_physical_devices()
         except Exception:
             os.dup2(saved, 2)
             captured.seek(0)
@@ -93,10 +97,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(mod, "ACCEPTS_EXTRA", False):
         args.extra = extra
-    if hasattr(mod, "run_for"):
-        return int(mod.run_for(args.command, args) or 0)
-    return int(mod.run(args) or 0)
+    from autox3d_tf.workflows.json_output import json_mode
 
+    try:
+        with json_mode(_wants_json(args, extra)):
+            if hasattr(mod, "run_for"):
+                return int(mod.run_for(args.command, args) or 0)
+            return int(mod.run(args) or 0)
+    except BrokenPipeError:  # `autox3d predict ... | head`: the reader is gone, nothing left to say
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _wants_json(args: argparse.Namespace, extra: list[str]) -> bool:
+    """True for ``--json`` (argparse) or a workflow's absl ``--json`` / ``--json=true``."""
+    if getattr(args, "json", False):
+        return True
+    flags = [a for a in extra if a == "--json" or a.startswith("--json=")]
+    return bool(flags) and flags[-1].split("=", 1)[-1].lower() not in ("false", "0", "no")
 
 if __name__ == "__main__":
     sys.exit(main())

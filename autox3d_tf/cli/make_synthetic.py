@@ -10,7 +10,9 @@ them apart: a model that ignores time order is at chance.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
+
+from autox3d_tf.workflows.json_output import print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,14 +31,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Writes the dataset; returns 0."""
+    """Writes the dataset; returns 0 (2 for bad arguments or an unwritable folder, one line on stderr)."""
     from autox3d_tf.data.synthetic import write_synthetic_dataset
 
-    info = write_synthetic_dataset(
-        args.out_dir, num_classes=args.classes, clips_per_class=args.clips_per_class, size=args.size,
-        frames=args.frames, moving=args.moving, fps=args.fps, seed=args.seed, codec=args.codec, progress=not args.quiet)
+    try:
+        info = write_synthetic_dataset(
+            args.out_dir, num_classes=args.classes, clips_per_class=args.clips_per_class, size=args.size,
+            frames=args.frames, moving=args.moving, fps=args.fps, seed=args.seed, codec=args.codec,
+            progress=not args.quiet)
+    except (ValueError, OSError) as err:
+        print(f"autox3d make-synthetic: {err}", file=sys.stderr)
+        return 2
     if args.json:
-        print(json.dumps(info.__dict__, indent=1))
+        print_json(info.__dict__)
     else:
         counts = ", ".join(f"{k} {v}" for k, v in info.counts.items())
         print(f"wrote {sum(info.counts.values())} clips ({counts}) of {len(info.classes)} classes "

@@ -13,11 +13,12 @@ exit status is 1.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from dataclasses import dataclass
 from typing import Any, Sequence
+
+from autox3d_tf.workflows.json_output import print_json
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ def predict_videos(paths: Sequence[str], model, config, top: int = 5) -> list[di
     Returns one dict per path, in order: ``{"video", "predictions": [{"index", "label",
     "probability"}, ...]}`` or ``{"video", "error"}``.
     """
+    import numpy as np
+
     from autox3d_tf.data.decode import VideoDecodeError, load_clip
     from autox3d_tf.preprocessing import decode_predictions, preprocess_input
 
@@ -87,6 +90,10 @@ def predict_videos(paths: Sequence[str], model, config, top: int = 5) -> list[di
             results.append({"video": path, "error": f"{path}: {type(err).__name__}: {err}"})
             continue
         probs = model.predict(preprocess_input(clip[None]), verbose=0)
+        if not np.isfinite(probs).all():
+            results.append({"video": path, "error": f"{path}: the model's output is not finite (NaN / Inf): "
+                                                    "its weights or input are broken"})
+            continue
         classes = probs.shape[-1]
         if len(config.labels) == classes:
             class_list = list(config.labels)
@@ -110,10 +117,15 @@ def run(args: argparse.Namespace) -> int:
     if (args.model is None) == (args.run_dir is None):
         print("autox3d predict: give --model or --run_dir", file=sys.stderr)
         return 2
+    if args.run_dir is None and str(args.weights).strip().lower() in ("", "none", "null"):
+        print(f"autox3d predict: --weights {args.weights!r}: predictions need trained weights ('kinetics400', a "
+              ".weights.h5 file, a PyTorch checkpoint, or --run_dir)", file=sys.stderr)
+        return 2
     try:
         model, config = build_predictor(args.model, args.weights, args.run_dir)
     except Exception as err:  # unknown model, missing weights, mismatched file, download failure
-        print(f"autox3d predict: {err}", file=sys.stderr)
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"autox3d predict: {message}", file=sys.stderr)
         return 2
     results = predict_videos(args.videos, model, config, top=args.top)
     failed = 0
@@ -123,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"autox3d predict: {result['error']}", file=sys.stderr)
     if args.json:
         weights = args.weights if args.run_dir is None else args.run_dir
-        print(json.dumps({"model": config.name, "weights": weights, "results": results}, indent=2))
+        print_json({"model": config.name, "weights": weights, "results": results}, indent=2)
     else:
         for result in results:
             if "error" in result:

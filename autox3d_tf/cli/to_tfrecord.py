@@ -12,8 +12,9 @@ inside the video; a segment past the video's end stores the whole video and is l
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+
+from autox3d_tf.workflows.json_output import print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"autox3d to-tfrecord: {err}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(report.__dict__, indent=1))
+        print_json(report.__dict__)
     else:
         print(f"wrote {report.videos} videos into {report.written_shards} shards "
               f"({report.skipped_shards} already complete) in {report.seconds:.1f} s: {args.out_prefix}-*")

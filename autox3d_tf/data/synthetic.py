@@ -246,6 +246,12 @@ def write_synthetic_dataset(
     from autox3d_tf.data.annotations import ClassMap
 
     t0 = time.time()
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2 (a classifier needs two classes), got {num_classes}")
+    if not fps or fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"{os.fspath(out_dir)} is a file, not a folder: give a folder to write the dataset into")
     names = class_names(num_classes)
     if size % 2 or size < 16:
         raise ValueError(f"size must be even and >= 16, got {size}")

@@ -8,12 +8,12 @@ confusion-matrix PNG.
 
 from __future__ import annotations
 
-import json
 import os
 
 from absl import app
 
 from autox3d_tf.workflows.flagset import FlagSet
+from autox3d_tf.workflows.json_output import print_json
 
 FLAGS = FlagSet("autox3d evaluate", __doc__)
 
@@ -81,7 +81,7 @@ def run() -> int:
         keep = ("top1", "top5", "videos", "views", "per_class_accuracy", "confusion_matrix", "class_names",
                 "confusion_matrix_png", "model", "spec_name", "num_clips", "num_crops", "shuffle_frames", "segments",
                 "clip", "data", "subset", "bad_videos", "seconds")
-        print(json.dumps({k: result[k] for k in keep if k in result}, indent=1))
+        print_json({k: result[k] for k in keep if k in result})
     else:
         print(f"{result['spec_name']} on {result['data']}: {result['videos']} videos x "
               f"{result['num_clips']}x{result['num_crops']} views"

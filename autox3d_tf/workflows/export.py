@@ -12,12 +12,12 @@ OUT/export.json. Serve with `tensorflow_model_server --model_name=NAME --model_b
 
 from __future__ import annotations
 
-import json
 import os
 
 from absl import app
 
 from autox3d_tf.workflows.flagset import FlagSet
+from autox3d_tf.workflows.json_output import print_json
 
 FLAGS = FlagSet("autox3d export", __doc__)
 
@@ -60,7 +60,7 @@ def run() -> int:
                                      class_names=names, tflite=tflite, frames=FLAGS.frames, crop=FLAGS.crop,
                                      top_k=FLAGS.top_k, fuse=FLAGS.fuse)
     if FLAGS.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "classes"}, indent=1))
+        print_json({k: v for k, v in result.items() if k != "classes"})
     else:
         print(f"SavedModel: {result['saved_model']} (signature {result['signature']}, input uint8 'frames' "
               f"[batch, frames, height, width, 3]; network sees {result['network_input']['frames']} x "
