@@ -226,3 +226,23 @@ def test_streams_that_cannot_seek_are_one_clear_error(tmp_path, kind):
             pytest.skip("stdin is a regular file here")
     with pytest.raises(VideoDecodeError, match="not a regular file"):
         probe_video(path)
+
+
+def test_frame_folder_follows_exif_orientation(tmp_path):
+    """Frames from a phone (EXIF orientation 6: stored landscape, shown portrait) are read upright,
+    like rotated videos."""
+    from PIL import Image
+
+    from autox3d_tf.data.decode import probe_video
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    stored = [render_frame(i, W, H) for i in range(3)]
+    for i, array in enumerate(stored):
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        Image.fromarray(array).save(folder / f"{i + 1}.png", exif=exif)
+    frames = decode_frames(str(folder), [0, 2])
+    np.testing.assert_array_equal(frames, np.stack([np.rot90(stored[0], -1), np.rot90(stored[2], -1)]))
+    info = probe_video(str(folder))
+    assert (info.width, info.height) == (H, W)

@@ -73,14 +73,18 @@ def frame_files(path: str | os.PathLike) -> list[str]:
     return [os.path.join(path, n) for n in names]
 
 
+_EXIF_ORIENTATION = 0x0112
+
+
 def read_frame(folder: str, file: str) -> np.ndarray:
     """One frame as uint8 ``[H, W, 3]`` RGB; a :class:`VideoDecodeError` naming ``folder`` and the
     frame when it cannot be read."""
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     try:
         with Image.open(file) as image:
-            return np.asarray(image.convert("RGB"))
+            # EXIF orientation (a phone's portrait JPEG), as a viewer shows it and as videos are decoded.
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     except (OSError, ValueError, SyntaxError) as err:  # PIL: UnidentifiedImageError, truncated data
         raise VideoDecodeError(folder, f"unreadable frame {os.path.basename(file)} "
                                        f"({type(err).__name__}: {err})") from err
@@ -95,6 +99,8 @@ def _folder_info(path: str, files: Sequence[str], frame_rate: float | None) -> V
     try:
         with Image.open(files[0]) as image:
             width, height = image.size
+            if image.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # stored sideways
+                width, height = height, width
     except (OSError, ValueError, SyntaxError) as err:
         raise VideoDecodeError(path, f"unreadable frame {os.path.basename(files[0])} "
                                      f"({type(err).__name__}: {err})") from err
