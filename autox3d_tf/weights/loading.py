@@ -312,7 +312,22 @@ def load_pretrained(model, model_name: str, weights: str | os.PathLike) -> Pretr
         raise ValueError("`weights` is None: nothing to load.")
     if getattr(model, "build_options", {}).get("fold_batch_norm"):
         raise ValueError("Load pretrained weights into the unfolded model, then call fuse_for_inference.")
-    path = resolve_weights_path(weights) if kind == "path" else os.fspath(get_weights_file(model_name, kind))
+    if kind == "path":
+        return _load_file(model, weights, resolve_weights_path(weights))
+    path = os.fspath(get_weights_file(model_name, kind))
+    hint = f"The cached file {path} is unusable: delete it and it is fetched and converted again."
+    try:
+        return _load_file(model, weights, path)
+    except WeightsMismatchError:
+        raise  # its message says where the cache is
+    except NonFiniteWeightsError as err:
+        raise NonFiniteWeightsError(f"{err} {hint}", err.tensors) from err
+    except ValueError as err:  # the cached conversion itself is damaged
+        raise ValueError(f"{err} {hint}") from err
+
+
+def _load_file(model, weights: str | os.PathLike, path: str) -> PretrainedReport:
+    """:func:`load_pretrained` of one resolved file."""
     torch_format = _is_torch(path)
     if torch_format:
         state_dict = extract_state_dict(load_torch_checkpoint(path))
