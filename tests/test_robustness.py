@@ -216,3 +216,27 @@ def test_closed_pipe_and_startup_lines(files):
     assert proc.stdout.strip() == files["video"]
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
     assert "cuInit" not in proc.stderr and "E0000" not in proc.stderr, proc.stderr
+
+
+def test_train_json_keeps_keras_progress_off_stdout(monkeypatch, tmp_path, capsys):
+    """`autox3d train --json`: Keras' progress bar (printed on stdout while fitting) goes to stderr;
+    stdout is the summary alone, strict JSON even when the loss diverged to NaN."""
+    import types
+
+    from autox3d_tf.training import loops
+    from autox3d_tf.workflows import train as workflow
+
+    def fake_train(data, **kwargs):
+        print("1/1 ━━━━━━━━━━━━━━━━━━━━ 1s 1s/step - loss: nan")  # what model.fit prints
+        return types.SimpleNamespace(
+            run_dir=str(tmp_path / "run"), weights_path=str(tmp_path / "run" / "final.weights.h5"), initial_epoch=0,
+            history={"loss": [float("nan")], "accuracy": [0.25]}, seconds=1.0, extra={},
+            config={"strategy": "default", "precision": "float32", "spec": {"name": "X3D_XS"}})
+
+    monkeypatch.setattr(loops, "train", fake_train)
+    code = workflow.main(["autox3d train", f"--train_data={tmp_path}", f"--out_dir={tmp_path / 'run'}", "--json"])
+    out, err = capsys.readouterr()
+    assert code in (0, None)
+    summary = strict_json(out)
+    assert summary["final_metrics"] == {"loss": None, "accuracy": 0.25}
+    assert "loss: nan" in err and "━" not in out
