@@ -240,3 +240,25 @@ def test_train_json_keeps_keras_progress_off_stdout(monkeypatch, tmp_path, capsy
     summary = strict_json(out)
     assert summary["final_metrics"] == {"loss": None, "accuracy": 0.25}
     assert "loss: nan" in err and "━" not in out
+
+
+def test_convert_zip_member_declaring_more_than_the_file_is_refused(tmp_path, capsys):
+    """A zip checkpoint whose storage member's header claims gigabytes (a few bytes on disk): the
+    declared size is bounded by the file's before anything is read."""
+    import struct
+    import zipfile
+
+    import torch
+
+    path = tmp_path / "bomb.pth"
+    torch.save({"model_state": {"blocks.0.conv.conv_t.weight": torch.zeros(4)}}, str(path))
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        member = next(n for n in zf.namelist() if n.endswith("/data/0"))
+    entry = data.index(b"PK\x01\x02")  # the central directory, where zipfile reads sizes from
+    while data[entry + 46:entry + 46 + struct.unpack_from("<H", data, entry + 28)[0]] != member.encode():
+        entry = data.index(b"PK\x01\x02", entry + 4)
+    struct.pack_into("<I", data, entry + 24, 3 << 30)  # uncompressed size: 3 GiB
+    path.write_bytes(bytes(data))
+    code, out, err = run(capsys, "convert", str(path), str(tmp_path / "o.weights.h5"), "--model", "X3D_XS")
+    assert code == 1 and "declares 3221225472 bytes" in one_line(err)
