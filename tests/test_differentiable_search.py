@@ -131,3 +131,40 @@ def test_cli_writes_the_genotype_history_and_plots(tmp_path):
     for png in ("arch_weights.png", "cells.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len((out / "metrics.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+
+
+@pytest.mark.slow
+def test_block_space_mixture_over_types():
+    """The same search on the autox3d-v1 block types (a mixture over each block's type of an ArchSpec
+    skeleton): skip impossible at a stage's first block, the derived ArchSpec's MACs equal to its cost
+    table and to the counter on the built network, a budget respected."""
+    import keras
+
+    from autox3d_tf.arch.spec import BlockSpec, StageSpec
+    from autox3d_tf.flops import count_macs
+    from autox3d_tf.models.builder import build_model
+    from autox3d_tf.search import search_dataset
+    from autox3d_tf.search.block_mixture import BlockMixtureSpace
+    from autox3d_tf.search.differentiable import DifferentiableSearch
+    from tests.helpers.train import tiny_spec
+
+    skeleton = tiny_spec().replace(input_frames=4, input_size=32)
+    skeleton = skeleton.replace(stages=tuple(StageSpec(st.width, (st.blocks[0], BlockSpec("3x3x3")), st.stride)
+                                             for st in skeleton.stages))
+    space = BlockMixtureSpace(skeleton, types=("3x3x3", "1x3x3", "2+1d"), classes=3)
+    m = DifferentiableSearch(space, seed=1)
+    m.compile(keras.optimizers.SGD(0.1, momentum=0.9), keras.optimizers.SGD(1.0))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 4, 32, 32, 3)).astype("float32"), np.arange(8) % 3
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    m.fit(search_dataset(data, data), epochs=1, verbose=0)
+    probs, _ = m.probabilities()
+    first_blocks = [k for k, (_, b) in enumerate(space.edges) if b == 0]
+    assert np.all(probs[first_blocks, space.ops.index("skip")] == 0.0)
+    spec = m.derive()
+    table, _, fixed = space.cost_tables()
+    choice = [space.ops.index(b.type) for stage in spec.stages for b in stage.blocks]
+    assert fixed + sum(table[k, c] for k, c in enumerate(choice)) == space.macs(spec)
+    assert count_macs(build_model(spec, classes=3, input_shape=(4, 32, 32, 3))) == space.macs(spec)
+    budget = space.macs(spec) * 0.9
+    assert space.macs(m.derive(macs_target=budget)) <= budget

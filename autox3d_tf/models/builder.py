@@ -117,7 +117,9 @@ class _Graph:
         return layers.ReLU(name=relu_name)(x) if relu_name else x
 
 
-def _stem(x, spec: ArchSpec, g: _Graph):
+def network_stem(x, spec: ArchSpec, g: _Graph | None = None):
+    """The stem: a 1x3x3 stride-2 convolution, the temporal depthwise convolution, BN, ReLU."""
+    g = g or _Graph(False)
     x = layers.ZeroPadding3D(((0, 0), (1, 1), (1, 1)), name=naming.STEM_PAD)(x)
     x = FrameConv3D(
         spec.stem_width,
@@ -205,6 +207,34 @@ def residual_block(x, block: BlockSpec, in_width: int, width: int, stride: int, 
     return layers.ReLU(name=name(naming.RELU))(y)
 
 
+def network_head(x, spec: ArchSpec, g: _Graph | None = None, *, include_top: bool = True,
+                 pooling: str | None = None, classes: int = 400, classifier_activation: str | None = "softmax",
+                 dropout_rate: float = 0.5):
+    """The head on the last stage's output ``x``: the 1x1x1 convolution, BN
+    and ReLU; with the top (or ``pooling``) the pooling and the projection; with the top the dropout
+    and the classifier."""
+    g = g or _Graph(False)
+    relu = "relu" if g.fold else None
+    head = PointwiseConv3D(spec.head_width, use_bias=g.fold, activation=relu, kernel_initializer=fresh_initializer(CONV_INIT), name=naming.HEAD_CONV)
+    x = g.norm(x, head, naming.HEAD_BN, relu_name=naming.HEAD_RELU)
+
+    if include_top or pooling is not None:
+        if include_top or pooling == "avg":
+            x = layers.GlobalAveragePooling3D(name=naming.HEAD_POOL if include_top else naming.AVG_POOL)(x)
+        else:
+            x = layers.GlobalMaxPooling3D(name=naming.MAX_POOL)(x)
+        if spec.head_hidden:
+            x = layers.Dense(spec.head_hidden, use_bias=False, kernel_initializer=fresh_initializer(CONV_INIT), name=naming.HEAD_DENSE)(x)
+            x = layers.ReLU(name=naming.HEAD_DENSE_RELU)(x)
+    if include_top:
+        if dropout_rate > 0:
+            x = layers.Dropout(dropout_rate, name=naming.HEAD_DROPOUT)(x)
+        x = layers.Dense(
+            classes, activation=classifier_activation, kernel_initializer=fresh_initializer(HEAD_INIT), name=naming.PREDICTIONS
+        )(x)
+    return x
+
+
 def build_model(
     spec: ArchSpec,
     *,
@@ -261,7 +291,7 @@ def build_model(
         inputs = input_tensor
     g = _Graph(fold_batch_norm)
     x = PixelNormalization(name=naming.PREPROCESSING)(inputs) if include_preprocessing else inputs
-    x = _stem(x, spec, g)
+    x = network_stem(x, spec, g)
 
     in_width = spec.stem_width
     for s, stage in enumerate(spec.stages, start=1):
@@ -272,24 +302,8 @@ def build_model(
             x = residual_block(x, block, in_width, stage.width, stride, naming.block_prefix(s, b), g)
             in_width = stage.width
 
-    relu = "relu" if g.fold else None
-    head = PointwiseConv3D(spec.head_width, use_bias=g.fold, activation=relu, kernel_initializer=fresh_initializer(CONV_INIT), name=naming.HEAD_CONV)
-    x = g.norm(x, head, naming.HEAD_BN, relu_name=naming.HEAD_RELU)
-
-    if include_top or pooling is not None:
-        if include_top or pooling == "avg":
-            x = layers.GlobalAveragePooling3D(name=naming.HEAD_POOL if include_top else naming.AVG_POOL)(x)
-        else:
-            x = layers.GlobalMaxPooling3D(name=naming.MAX_POOL)(x)
-        if spec.head_hidden:
-            x = layers.Dense(spec.head_hidden, use_bias=False, kernel_initializer=fresh_initializer(CONV_INIT), name=naming.HEAD_DENSE)(x)
-            x = layers.ReLU(name=naming.HEAD_DENSE_RELU)(x)
-    if include_top:
-        if dropout_rate > 0:
-            x = layers.Dropout(dropout_rate, name=naming.HEAD_DROPOUT)(x)
-        x = layers.Dense(
-            classes, activation=classifier_activation, kernel_initializer=fresh_initializer(HEAD_INIT), name=naming.PREDICTIONS
-        )(x)
+    x = network_head(x, spec, g, include_top=include_top, pooling=pooling, classes=classes,
+                     classifier_activation=classifier_activation, dropout_rate=dropout_rate)
 
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)

@@ -169,6 +169,12 @@ class CellSearchSpace:
                         best, best_score = (kind, edge, alt), score
         return best
 
+    def make_supernet(self, name: str = "supernet"):
+        """The `CellSuperNet` of this space."""
+        from autox3d_tf.search.cell_supernet import CellSuperNet
+
+        return CellSuperNet(self, name=name)
+
     def replace(self, **changes) -> "CellSearchSpace":
         return _replace(self, **changes)
 

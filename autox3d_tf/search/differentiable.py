@@ -29,8 +29,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from autox3d_tf.search.cell_space import CellSearchSpace
-from autox3d_tf.search.cell_supernet import CellSuperNet
 from autox3d_tf.training.strategy import keras_logs
 
 __all__ = ["ArchWeights", "DifferentiableSearch"]
@@ -49,11 +47,14 @@ def _zeros_for_none(grads, variables):
 
 
 class ArchWeights(keras.layers.Layer):
-    """The architecture logits: ``normal`` and ``reduce``, each ``(edges, ops)``."""
+    """The architecture logits: ``normal`` and ``reduce``, each ``(edges, ops)``; operations the
+    space's ``op_mask`` forbids on an edge get probability 0."""
 
-    def __init__(self, space: CellSearchSpace, seed: int = 0, **kwargs):
+    def __init__(self, space, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         shape = (space.num_edges, len(space.ops))
+        mask = space.op_mask() if hasattr(space, "op_mask") else np.ones(shape, bool)
+        self._mask = tf.constant(mask)
         init = keras.initializers.RandomNormal(stddev=1e-3, seed=seed)
         self.normal = self.add_weight(shape=shape, initializer=init, name="normal")
         self.reduce = self.add_weight(shape=shape, initializer=keras.initializers.RandomNormal(stddev=1e-3, seed=seed + 1),
@@ -63,15 +64,19 @@ class ArchWeights(keras.layers.Layer):
     def logits(self) -> list:
         return [self.normal, self.reduce]
 
+    def masked(self, logits):
+        return tf.where(self._mask, logits, -1e9 * tf.ones_like(logits))
+
     def probs(self) -> tuple[tf.Tensor, tf.Tensor]:
-        return tf.nn.softmax(self.normal, -1), tf.nn.softmax(self.reduce, -1)
+        return tf.nn.softmax(self.masked(self.normal), -1), tf.nn.softmax(self.masked(self.reduce), -1)
 
 
 class DifferentiableSearch(keras.Model):
     """Supernet weights and architecture logits of ``space``, trained in alternation by ``fit``.
 
     Args:
-        space: the `CellSearchSpace`.
+        space: a `CellSearchSpace` (cells of pseudo-3D and other operations), or a
+            `autox3d_tf.search.block_mixture.BlockMixtureSpace` (the autox3d-v1 block types).
         macs_target: the MACs budget (None: no MACs term).
         penalty: lambda of the MACs hinge.
         second_order: DARTS' second-order approximation (else first order).
@@ -87,7 +92,7 @@ class DifferentiableSearch(keras.Model):
     ``expected_gmacs`` and ``entropy`` (mean over edges of the softmax entropy).
     """
 
-    def __init__(self, space: CellSearchSpace, macs_target: float | None = None, *, penalty: float = 5.0,
+    def __init__(self, space, macs_target: float | None = None, *, penalty: float = 5.0,
                  second_order: bool = False, xi: float = 0.01, warmup_steps: int = 0, grad_clip: float = 5.0,
                  segments: int = 1, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
@@ -101,7 +106,7 @@ class DifferentiableSearch(keras.Model):
         self.warmup_steps = int(warmup_steps)
         self.grad_clip = float(grad_clip)
         self.segments = int(segments)
-        self.supernet = CellSuperNet(space, name="supernet")
+        self.supernet = space.make_supernet(name="supernet")
         self.supernet.build_all()
         self.arch_weights = ArchWeights(space, seed=seed, name="arch_weights")
         normal, reduce, fixed = space.cost_tables()
@@ -169,12 +174,13 @@ class DifferentiableSearch(keras.Model):
     def _arch_objective(self, normal, reduce, held_out_loss):
         if self.macs_target is None:
             return held_out_loss
-        hinge = tf.nn.relu(self.expected_macs(tf.nn.softmax(normal, -1), tf.nn.softmax(reduce, -1)) / self.macs_target - 1.0)
+        probs = [tf.nn.softmax(self.arch_weights.masked(a), -1) for a in (normal, reduce)]
+        hinge = tf.nn.relu(self.expected_macs(*probs) / self.macs_target - 1.0)
         return held_out_loss + self.penalty * hinge
 
     def _stateless_loss(self, trainable, non_trainable, normal, reduce, x, y):
-        logits, _ = self.supernet.stateless_call(trainable, non_trainable, self._fold(x), tf.nn.softmax(normal, -1),
-                                                 tf.nn.softmax(reduce, -1), training=True)
+        probs = [tf.nn.softmax(self.arch_weights.masked(a), -1) for a in (normal, reduce)]
+        logits, _ = self.supernet.stateless_call(trainable, non_trainable, self._fold(x), *probs, training=True)
         return self._loss(y, self._unfold(logits))
 
     def _second_order_grads(self, x, y, xv, yv, replicas):

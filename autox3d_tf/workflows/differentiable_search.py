@@ -21,7 +21,9 @@ from typing import Sequence
 
 from autox3d_tf.workflows.search_data import prepare_search_data
 
-__all__ = ["differentiable_search"]
+__all__ = ["BLOCK_SPACE", "differentiable_search"]
+
+BLOCK_SPACE = "autox3d-v1"  # the block types of the autox3d-v1 space on an X3D-XS skeleton
 
 
 def differentiable_search(
@@ -61,8 +63,10 @@ def differentiable_search(
 ) -> dict:
     """Runs the differentiable search on ``data`` and writes ``out_dir`` (see the module docstring).
 
-    ``space`` is a preset of `autox3d_tf.search.cell_space.CELL_SPACE_PRESETS`; ``ops``, ``nodes``,
-    ``channels`` and ``layers`` override it; ``frames`` x ``crop`` is the clip of one segment (the
+    ``space`` is a preset of `autox3d_tf.search.cell_space.CELL_SPACE_PRESETS`, or "autox3d-v1": the
+    block types of the v1 space relaxed on every block of an X3D-XS skeleton at the clip
+    (`BlockMixtureSpace`; ``ops`` then lists the block types); ``ops``, ``nodes``, ``channels`` and
+    ``layers`` override a cell space; ``frames`` x ``crop`` is the clip of one segment (the
     MACs are per segment; a clip of ``segments`` snippets costs ``segments`` times more). The weights
     train with SGD (momentum 0.9, cosine learning rate, DARTS' 0.025 x batch / 64 by default), the
     architecture logits with Adam on the held-out batches (see `prepare_search_data` for where they
@@ -72,6 +76,8 @@ def differentiable_search(
     import keras
 
     from autox3d_tf.search.callbacks import ArchWeightsHistory, SearchCheckpoint
+    from autox3d_tf.arch.x3d import x3d_spec
+    from autox3d_tf.search.block_mixture import BlockMixtureSpace
     from autox3d_tf.search.cell_space import cell_space_preset
     from autox3d_tf.search.differentiable import DifferentiableSearch
     from autox3d_tf.training.strategy import is_chief
@@ -84,8 +90,12 @@ def differentiable_search(
         cpu_devices=cpu_devices, segments=segments)
     overrides = {k: v for k, v in dict(ops=tuple(ops) if ops else None, nodes=nodes, channels=channels,
                                        layers=layers).items() if v is not None}
-    cell_space = cell_space_preset(space, input_frames=frames, input_size=crop, classes=len(prepared.class_names),
-                                   **overrides)
+    classes = len(prepared.class_names)
+    if space == BLOCK_SPACE:
+        skeleton = x3d_spec("XS").replace(input_frames=frames, input_size=crop)
+        cell_space = BlockMixtureSpace(skeleton, **({"types": tuple(ops)} if ops else {}), classes=classes)
+    else:
+        cell_space = cell_space_preset(space, input_frames=frames, input_size=crop, classes=classes, **overrides)
     steps = steps_per_epoch or max(1, prepared.num_train_videos // batch_size)
     warmup_steps = int(round((warmup_epochs if warmup_epochs is not None else 0) * steps))
     lr = learning_rate or 0.025 * batch_size / 64
@@ -101,7 +111,7 @@ def differentiable_search(
     callbacks = [SearchCheckpoint(os.path.join(out_dir, "ckpt")), history,
                  keras.callbacks.CSVLogger(os.path.join(out_dir, "metrics.csv"), append=True)]
     print(f"[search] differentiable, space {cell_space.name}: {cell_space.num_edges} edges x {len(cell_space.ops)} "
-          f"operations per cell type, {cell_space.layers} cells ({len(cell_space.reductions)} reductions); clip "
+          f"operations ({len(cell_space.reductions)} reduction cells); clip "
           f"{segments} x {frames}x{crop}x{crop}, {len(prepared.class_names)} classes; target "
           f"{'none' if macs_target is None else f'{macs_target / 1e9:.4f} GMACs'}; {epochs} epochs x {steps} steps, "
           f"{'second' if second_order else 'first'} order; {prepared.replicas} replica(s)", flush=True)
@@ -110,7 +120,7 @@ def differentiable_search(
     seconds = time.time() - t0
 
     genotype = model.derive()
-    spec = cell_space.spec(genotype, name="cells_searched",
+    spec = cell_space.spec(genotype, name="cells_searched" if space != BLOCK_SPACE else "autox3d_searched",
                            notes=f"autox3d search --method differentiable: space {cell_space.name}")
     probs_normal, probs_reduce = model.probabilities()
     summary = {
@@ -138,7 +148,7 @@ def differentiable_search(
         with open(os.path.join(out_dir, "genotype.json"), "w", encoding="utf-8") as f:
             json.dump(genotype.to_dict(), f, indent=1)
         if plots:
-            summary["plots"] = _plots(history.to_dict(), genotype.to_dict(), out_dir)
+            summary["plots"] = _plots(history.to_dict(), genotype.to_dict() if space != BLOCK_SPACE else None, out_dir)
         tmp = os.path.join(out_dir, "search.json.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2)
@@ -148,11 +158,14 @@ def differentiable_search(
     return summary
 
 
-def _plots(history: dict, genotype: dict, out_dir: str) -> list[str]:
+def _plots(history: dict, genotype: dict | None, out_dir: str) -> list[str]:
     from autox3d_tf.search.plots import plot_arch_weights, plot_genotype
 
     try:
-        return plot_arch_weights(history, out_dir) + [plot_genotype(genotype, os.path.join(out_dir, "cells.png"))]
+        written = plot_arch_weights(history, out_dir)
+        if genotype is not None:
+            written.append(plot_genotype(genotype, os.path.join(out_dir, "cells.png")))
+        return written
     except Exception as err:  # noqa: BLE001 - a picture is never worth the search
         print(f"[search] plots not drawn ({type(err).__name__}: {err})", file=sys.stderr)
         return []

@@ -301,9 +301,9 @@ def _run_differentiable() -> int:
     space = FLAGS.space or "cells"
     if FLAGS.macs_target_fraction:
         raise app.UsageError("--method differentiable takes --macs_target (GMACs per segment), not --macs_target_fraction")
-    if space not in CELL_SPACE_PRESETS:
-        raise app.UsageError(f"--method differentiable searches a cell space ({', '.join(CELL_SPACE_PRESETS)}), "
-                             f"not {space}")
+    if space not in (*CELL_SPACE_PRESETS, "autox3d-v1"):
+        raise app.UsageError(f"--method differentiable searches a cell space ({', '.join(CELL_SPACE_PRESETS)}) or the "
+                             f"autox3d-v1 block types, not {space}")
     differentiable_search(
         FLAGS.data, FLAGS.out_dir, held_out_data=FLAGS.held_out_data, train_split=FLAGS.train_split or None,
         held_out_split=FLAGS.held_out_split or None, held_out_fraction=FLAGS.held_out_fraction,
