@@ -161,6 +161,11 @@ class CellNetSpec:
     def reductions(self) -> tuple[int, ...]:
         return reduction_layers(self.layers)
 
+    @property
+    def total_stride(self) -> int:
+        """The spatial stride from the input to the last cell (the stem's 2, then 2 per reduction)."""
+        return 2 ** (1 + len(self.reductions))
+
     def to_dict(self) -> dict[str, Any]:
         return {"family": "cells", "name": self.name, "genotype": self.genotype.to_dict(), "channels": self.channels,
                 "layers": self.layers, "stem_multiplier": self.stem_multiplier,

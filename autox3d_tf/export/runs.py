@@ -16,6 +16,7 @@ from typing import Sequence
 import keras
 
 from autox3d_tf.arch.spec import ArchSpec
+from autox3d_tf.models.networks import can_fuse, spec_from_dict
 
 __all__ = ["export_architecture", "export_model", "export_run"]
 
@@ -99,8 +100,9 @@ def export_run(
 
     model, config = load_trained_model(run_dir, weights=weights)
     clip = config["clip"]
-    spec = ArchSpec.from_dict(config["spec"])
+    spec = spec_from_dict(config["spec"])
     segments = int(config.get("segments", 1))
+    fuse = fuse and can_fuse(spec)
     if tflite == "auto":
         tflite = config["model"] in TFLITE_MODELS and segments == 1
     out_dir = os.fspath(out_dir) if out_dir is not None else os.path.join(os.fspath(run_dir), "export")

@@ -37,9 +37,10 @@ import tensorflow as tf
 from autox3d_tf.arch.spec import ArchSpec
 from autox3d_tf.data.tf_sampling import snippet_eval_indices_tf
 from autox3d_tf.layers.normalization import MEAN, STD, normalize_pixels
-from autox3d_tf.models.builder import build_model
+from autox3d_tf.models.networks import build_network, can_fuse
 from autox3d_tf.models.consensus import consensus_parts, segment_consensus
 from autox3d_tf.models.fuse import fuse_for_inference
+from autox3d_tf.models.networks import NetworkSpec
 from autox3d_tf.models.video_model import model_spec
 
 __all__ = [
@@ -97,7 +98,7 @@ def inference_model(
     return segment_consensus(plain, parts.segments, parts.consensus, activation=activation, name=model.name)
 
 
-def _inference_copy(model: keras.Model, spec: ArchSpec | None, frames: int | None, crop: int | None, fuse: bool,
+def _inference_copy(model: keras.Model, spec: NetworkSpec | None, frames: int | None, crop: int | None, fuse: bool,
                     classifier_activation: str | None) -> keras.Model:
     spec = model_spec(model, spec)
     _, t, h, w, _ = model.input_shape
@@ -109,10 +110,10 @@ def _inference_copy(model: keras.Model, spec: ArchSpec | None, frames: int | Non
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy("float32")
     try:
-        plain = build_model(spec, input_shape=(frames, crop, crop, 3), classes=classes,
-                            classifier_activation=classifier_activation, name=spec.name)
+        plain = build_network(spec, input_shape=(frames, crop, crop, 3), classes=classes,
+                              classifier_activation=classifier_activation, name=spec.name)
         plain.set_weights([np.asarray(w, np.float32) for w in model.get_weights()])
-        return fuse_for_inference(plain, spec) if fuse else plain
+        return fuse_for_inference(plain, spec) if fuse and can_fuse(spec) else plain
     finally:
         keras.mixed_precision.set_global_policy(previous)
 

@@ -182,8 +182,7 @@ def evaluate(
     Weights are loaded strictly. Returns top1, top5, per-class accuracy, confusion matrix (and its
     PNG with ``out_dir``).
     """
-    from autox3d_tf.arch.spec import ArchSpec
-    from autox3d_tf.models.builder import build_model
+    from autox3d_tf.models.networks import build_network, spec_from_dict
     from autox3d_tf.models.consensus import segment_consensus as consensus_model
     from autox3d_tf.training.data import HoldOut, eval_dataset, load_class_names
     from autox3d_tf.weights.loading import load_keras_weights
@@ -201,7 +200,7 @@ def evaluate(
             shuffle_frames = bool(config.get("shuffle_frames", False))
         segments = segments or int(config.get("segments", 1))
         segment_consensus = segment_consensus or config.get("segment_consensus", "avg")
-        arch = ArchSpec.from_dict(config["spec"])
+        arch = spec_from_dict(config["spec"])
         held = config.get("validation_split")
         same_data = os.path.realpath(os.fspath(data)) == os.path.realpath(config.get("train_data") or "")
         if held and validation_split is None and same_data:
@@ -222,8 +221,8 @@ def evaluate(
     views, info = eval_dataset(data, zoo_name, clip, batch_size=batch_size, num_clips=num_clips,
                                num_crops=num_crops, class_names=names, split=split,
                                shuffle_time=bool(shuffle_frames), seed=seed, hold_out=hold_out, segments=segments)
-    net = build_model(arch, input_shape=(clip.frames, clip.test_crop, clip.test_crop, 3), classes=len(names),
-                      classifier_activation="softmax" if segments == 1 else None, name=arch.name)
+    net = build_network(arch, input_shape=(clip.frames, clip.test_crop, clip.test_crop, 3), classes=len(names),
+                        classifier_activation="softmax" if segments == 1 else None, name=arch.name)
     if weights is not None:
         load_keras_weights(net, weights)
     if segments > 1:

@@ -31,11 +31,11 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from autox3d_tf.arch.macs import spec_macs
+from autox3d_tf.arch.cells import CellNetSpec
 from autox3d_tf.arch.spec import ArchSpec
 from autox3d_tf.data.clip import ClipSettings, resolve_clip
 from autox3d_tf.data.common import check_segments
-from autox3d_tf.models.builder import build_model
+from autox3d_tf.models.networks import build_network, load_network_spec, network_macs, spec_from_dict
 from autox3d_tf.models.consensus import CONSENSUS_MODES, segment_consensus as consensus_model
 from autox3d_tf.training import strategy as strategies
 from autox3d_tf.training.data import HoldOut, eval_dataset, train_dataset
@@ -92,9 +92,9 @@ def resolve_spec(model: str, spec: ArchSpec | str | os.PathLike | None) -> tuple
     name = canonical_name(model)
     if spec is None:
         return get_spec(name), name
-    if isinstance(spec, ArchSpec):
+    if isinstance(spec, (ArchSpec, CellNetSpec)):
         return spec, name
-    return ArchSpec.load(os.fspath(spec)), name
+    return load_network_spec(spec), name
 
 
 def precision_policy(mixed_precision: bool | str) -> str:
@@ -328,7 +328,7 @@ def train(
     keras.mixed_precision.set_global_policy(policy)
     try:
         with dist.scope():
-            net = build_model(arch, input_shape=(clip.frames, None, None, 3), classes=num_classes,
+            net = build_network(arch, input_shape=(clip.frames, None, None, 3), classes=num_classes,
                               classifier_activation=None, dropout_rate=recipe.dropout_rate, name=arch.name)
             pretrained = None if weights is None else load_pretrained(net, zoo_name, weights)
             if pretrained is not None:
@@ -374,7 +374,7 @@ def train(
         keras.mixed_precision.set_global_policy(previous)
 
     # A clean float32 copy of the weights (no optimizer state), loadable into the zoo model.
-    clean = build_model(arch, input_shape=(clip.frames, None, None, 3), classes=num_classes,
+    clean = build_network(arch, input_shape=(clip.frames, None, None, 3), classes=num_classes,
                         classifier_activation="softmax", name=arch.name)
     for layer in clean.layers:  # by name: freezing may reorder a model's weight list
         if layer.weights:
@@ -398,7 +398,7 @@ def run_macs(arch: ArchSpec, clip: ClipSettings, classes: int, segments: int = 1
     """The MACs of a run's model on one clip at the test crop (analytic, `autox3d_tf.arch.macs`):
     the network's per snippet, and ``segments`` times that per clip (the consensus runs the network
     on every snippet)."""
-    network = spec_macs(arch, frames=clip.frames, size=clip.test_crop, classes=classes)
+    network = network_macs(arch, clip.frames, clip.test_crop, classes)
     return {"per_clip": int(segments) * network, "network": network, "segments": int(segments),
             "input": [int(segments) * clip.frames, clip.test_crop, clip.test_crop, 3]}
 
@@ -426,12 +426,12 @@ def load_trained_model(
     the network's, one snippet, and ``classifier_activation`` applies to the consensus of the
     logits). Returns ``(model, run_config)``."""
     config = load_run(run_dir)
-    spec = ArchSpec.from_dict(config["spec"])
+    spec = spec_from_dict(config["spec"])
     clip = config["clip"]
     shape = tuple(input_shape) if input_shape is not None else (clip["frames"], clip["test_crop"], clip["test_crop"], 3)
     segments = int(config.get("segments", 1))
-    net = build_model(spec, input_shape=shape, classes=len(config["classes"]),
-                      classifier_activation=classifier_activation if segments == 1 else None, name=spec.name)
+    net = build_network(spec, input_shape=shape, classes=len(config["classes"]),
+                        classifier_activation=classifier_activation if segments == 1 else None, name=spec.name)
     load_keras_weights(net, weights if weights else os.path.join(os.fspath(run_dir), WEIGHTS_FILE))
     if segments > 1:
         net = consensus_model(net, segments, config.get("segment_consensus", "avg"), activation=classifier_activation)
