@@ -168,3 +168,22 @@ def test_block_space_mixture_over_types():
     assert count_macs(build_model(spec, classes=3, input_shape=(4, 32, 32, 3))) == space.macs(spec)
     budget = space.macs(spec) * 0.9
     assert space.macs(m.derive(macs_target=budget)) <= budget
+
+
+def test_segments_fold_into_the_batch_and_average_the_logits():
+    import keras
+
+    from autox3d_tf.search import search_dataset
+    from autox3d_tf.search.differentiable import DifferentiableSearch
+    from tests.helpers.darts import tiny_cell_space
+
+    m = DifferentiableSearch(tiny_cell_space(), segments=2, seed=2)
+    m.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(1.0))
+    rng = np.random.default_rng(0)
+    clips = rng.normal(size=(4, 8, 16, 16, 3)).astype("float32")  # 2 snippets of the space's 4 frames
+    logits = np.asarray(m(clips))
+    normal, reduce = m.arch_weights.probs()
+    per_snippet = [np.asarray(m.supernet(clips[:, 4 * k: 4 * k + 4], normal, reduce)) for k in range(2)]
+    np.testing.assert_allclose(logits, (per_snippet[0] + per_snippet[1]) / 2, rtol=1e-5, atol=1e-6)
+    data = tf.data.Dataset.from_tensor_slices((clips, np.arange(4) % 3)).batch(2)
+    assert np.isfinite(m.fit(search_dataset(data, data), epochs=1, verbose=0).history["loss"][-1])
