@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from autox3d_tf.data.decode import decode_all_frames, decode_frames, load_clip, probe_video
-from tests.helpers.videos import render_frame
+from tests.helpers.videos import render_frame, write_raw_h264
 
 W, H, FPS, N = 64, 48, 24, 120  # 5 s: clips from 1 s on are reached by seeking
 
@@ -196,15 +196,7 @@ def test_tfrecord_stores_rotated_videos_upright(tmp_path):
 
 def test_raw_h264_stream_decodes_like_a_full_decode(tmp_path):
     """A raw .h264 stream has no container: no frame count, no timestamps, no seeking."""
-    path = str(tmp_path / "raw.h264")
-    with av.open(path, "w", format="h264") as container:
-        stream = container.add_stream(_codec("libx264"), rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        for i in range(N):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(render_frame(i, W, H), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    path = write_raw_h264(tmp_path / "raw.h264", frames=N, size=(W, H), fps=FPS)
     everything = decode_all_frames(path)
     assert probe_video(path).num_frames == len(everything) == N
     for idx in clips(N):

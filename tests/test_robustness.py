@@ -16,7 +16,7 @@ import pytest
 
 from autox3d_tf.cli.main import main
 from autox3d_tf.workflows.json_output import dumps, json_mode, print_json, strict
-from tests.helpers.videos import write_video
+from tests.helpers.videos import write_raw_h264, write_video
 
 
 def strict_json(text: str):
@@ -80,28 +80,12 @@ def test_strict_json_helpers(capsys):
 
 # -- predict ---------------------------------------------------------------------------------------
 
-def _raw_h264(path: str) -> str:
-    import av
-
-    from tests.helpers.videos import render_frame
-
-    with av.open(path, "w", format="h264") as container:
-        stream = container.add_stream("libx264", rate=12)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(40):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(render_frame(i, 64, 48), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 @pytest.mark.slow
 def test_predict_json_with_bad_videos_mixed_in(files, capsys):
     """Empty, non-video, FIFO and missing files among good ones (a video and a raw .h264 stream):
     one line each on stderr, the good ones predicted, strict JSON on stdout."""
     d = files["dir"]
-    raw = _raw_h264(str(d / "raw.h264"))
+    raw = write_raw_h264(d / "raw.h264")
     videos = [files["video"], str(d / "empty.mp4"), str(d / "text.mp4"), str(d / "pipe.mp4"), str(d / "none.mp4"), raw]
     code, out, err = run(capsys, "predict", *videos, "--model", "X3D_XS", "--weights", files["good"], "--json")
     assert code == 1
@@ -262,3 +246,17 @@ def test_convert_zip_member_declaring_more_than_the_file_is_refused(tmp_path, ca
     path.write_bytes(bytes(data))
     code, out, err = run(capsys, "convert", str(path), str(tmp_path / "o.weights.h5"), "--model", "X3D_XS")
     assert code == 1 and "declares 3221225472 bytes" in one_line(err)
+
+
+@pytest.mark.slow
+def test_to_tfrecord_json_from_a_fresh_process(tmp_path):
+    """Its worker processes start TensorFlow too: no start-up line from them either, and stdout is
+    the JSON report alone."""
+    video = write_video(tmp_path / "v0.mp4", frames=12, size=(32, 24))
+    csv = tmp_path / "train.csv"
+    csv.write_text(f"label,youtube_id,time_start,time_end,split\nclap,{os.path.basename(video)[:-4]},0,10,train\n")
+    proc = subprocess.run([sys.executable, "-m", "autox3d_tf.cli.main", "to-tfrecord", str(csv), str(tmp_path / "t"),
+                           "--shards", "1", "--workers", "1", "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert strict_json(proc.stdout)["videos"] == 1
+    assert "cuInit" not in proc.stderr and "E0000" not in proc.stderr, proc.stderr

@@ -12,6 +12,8 @@ import importlib
 import os
 import sys
 
+from autox3d_tf.data.quiet_tf import import_tensorflow_quietly
+
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("info", "params, GMACs, input spec and a per-stage table of a model"),
@@ -38,36 +40,6 @@ def _load(module: str):
         raise
 
 
-def _import_tensorflow_quietly() -> None:
-    """Imports TensorFlow with its C++ start-up chatter (oneDNN, CUDA probes) kept off stderr.
-
-    TF_CPP_MIN_LOG_LEVEL does not silence the lines absl prints before it is initialised. What
-    TensorFlow wrote is replayed if the import fails, so real errors are never hidden.
-    """
-    import tempfile
-
-    if "tensorflow" in sys.modules or os.environ.get("AUTOX3D_VERBOSE_TF"):
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow
-
-            # The first device query initialises CUDA: on a machine without a GPU its cuInit error
-            # line would come with every command's first TensorFlow op.
-            tensorflow.config.list_physical_devices()
-        except Exception:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = sys.argv[1:] if argv is None else argv
@@ -89,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     mod = available[args.command]
-    _import_tensorflow_quietly()
+    import_tensorflow_quietly()
     if mod is None:
         print(f"autox3d {args.command}: not available in this version.", file=sys.stderr)
         return 2

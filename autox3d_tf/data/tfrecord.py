@@ -212,6 +212,9 @@ def _init_worker(counter) -> None:
     _COUNTER = counter
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+    from autox3d_tf.data.quiet_tf import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
 
 
 def _shard_job(job: tuple) -> dict:

@@ -20,7 +20,7 @@ from typing import Iterable
 
 import numpy as np
 
-__all__ = ["render_frame", "write_video", "CLIPS", "write_clips"]
+__all__ = ["render_frame", "write_video", "write_raw_h264", "CLIPS", "write_clips"]
 
 # Codec per container (the first one this PyAV build can encode is used).
 _CODECS = {
@@ -133,3 +133,20 @@ def write_clips(folder: str | os.PathLike, names: Iterable[str] = tuple(CLIPS), 
     folder = Path(folder)
     order = list(CLIPS)
     return {n: write_video(folder / f"{n}{suffix}", seed=order.index(n), **CLIPS[n]) for n in names}
+
+
+def write_raw_h264(path: str | os.PathLike, frames: int = 40, size: tuple[int, int] = (64, 48), fps: int = 12) -> str:
+    """Writes the fixture content as a raw H.264 elementary stream (no container: no frame count, no
+    timestamps) and returns the path."""
+    import av
+
+    width, height = size
+    with av.open(str(path), "w", format="h264") as container:
+        stream = container.add_stream(_encoder(".mp4", None), rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(render_frame(i, width, height), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return str(path)
