@@ -13,6 +13,8 @@ from typing import Any, Callable, Sequence
 
 from absl import app, flags
 
+from autox3d_tf.workflows.json_output import json_mode
+
 __all__ = ["FlagSet"]
 
 HELP_FLAGS = ("--help", "-h", "--helpfull", "--helpshort")
@@ -66,6 +68,7 @@ class FlagSet:
     def main(self, argv: Sequence[str] | None, run: Callable[[], int | None]) -> int:
         """Parses ``argv`` (``argv[0]`` is the program name) into the flags and calls ``run()``.
 
+        With a ``--json`` flag set, ``run`` runs in :func:`~autox3d_tf.workflows.json_output.json_mode`.
         Returns the exit status: ``run``'s (0 for None); 0 after ``--help``; 2 with one line on
         stderr for an unknown or malformed flag, a positional argument, or bad input (a
         ``app.UsageError``, ``ValueError`` or missing file raised by ``run``).
@@ -84,7 +87,10 @@ class FlagSet:
             print(f"{self.command}: unexpected arguments: {rest[1:]}", file=sys.stderr)
             return 2
         try:
-            return int(run() or 0)
+            # --json: whatever the workflow prints meanwhile (Keras' progress) goes to stderr, and
+            # only print_json reaches stdout.
+            with json_mode("json" in self.values and bool(self.values.json)):
+                return int(run() or 0)
         except (app.UsageError, ValueError, FileNotFoundError) as err:
             print(f"{self.command}: {err}", file=sys.stderr)
             return 2

@@ -26,7 +26,7 @@ from absl import app
 
 from autox3d_tf.workflows.augmentation_flags import define_augmentation_flags, parse_scale_jitter
 from autox3d_tf.workflows.flagset import FlagSet
-from autox3d_tf.workflows.json_output import json_mode, print_json
+from autox3d_tf.workflows.json_output import print_json
 
 FLAGS = FlagSet("autox3d train", __doc__)
 
@@ -102,42 +102,40 @@ def run() -> int:
 
     recipe = Recipe(optimizer=FLAGS.optimizer, momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay, dropout_rate=FLAGS.dropout,
                     label_smoothing=FLAGS.label_smoothing)
-    # Keras' progress bar goes to stderr with --json: stdout carries only the summary.
-    with json_mode(FLAGS.json):
-        result = train(
-            FLAGS.train_data,
-            model=FLAGS.model,
-            spec=FLAGS.spec,
-            out_dir=FLAGS.out_dir,
-            val_data=FLAGS.val_data,
-            validation_split=FLAGS.validation_split,
-            split_seed=FLAGS.split_seed,
-            epochs=FLAGS.epochs,
-            batch_size=FLAGS.batch_size,
-            steps_per_epoch=FLAGS.steps_per_epoch,
-            learning_rate=FLAGS.learning_rate,
-            warmup_epochs=FLAGS.warmup_epochs,
-            recipe=recipe,
-            frames=FLAGS.frames,
-            rate=FLAGS.rate,
-            crop=FLAGS.crop,
-            test_crop=FLAGS.test_crop,
-            classes=FLAGS.classes,
-            train_split=FLAGS.train_split,
-            val_split=FLAGS.val_split,
-            scale_range=parse_scale_jitter(FLAGS.scale_jitter),
-            flip=FLAGS.flip,
-            shuffle_frames=FLAGS.shuffle_frames,
-            segments=FLAGS.segments,
-            segment_consensus=FLAGS.segment_consensus,
-            mixed_precision=FLAGS.mixed_precision,
-            strategy=FLAGS.strategy,
-            weights=FLAGS.weights,
-            freeze_backbone=FLAGS.freeze_backbone,
-            unfreeze_from=FLAGS.unfreeze_from,
-            seed=FLAGS.seed,
-            verbose=FLAGS.verbose,
-        )
+    result = train(
+        FLAGS.train_data,
+        model=FLAGS.model,
+        spec=FLAGS.spec,
+        out_dir=FLAGS.out_dir,
+        val_data=FLAGS.val_data,
+        validation_split=FLAGS.validation_split,
+        split_seed=FLAGS.split_seed,
+        epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size,
+        steps_per_epoch=FLAGS.steps_per_epoch,
+        learning_rate=FLAGS.learning_rate,
+        warmup_epochs=FLAGS.warmup_epochs,
+        recipe=recipe,
+        frames=FLAGS.frames,
+        rate=FLAGS.rate,
+        crop=FLAGS.crop,
+        test_crop=FLAGS.test_crop,
+        classes=FLAGS.classes,
+        train_split=FLAGS.train_split,
+        val_split=FLAGS.val_split,
+        scale_range=parse_scale_jitter(FLAGS.scale_jitter),
+        flip=FLAGS.flip,
+        shuffle_frames=FLAGS.shuffle_frames,
+        segments=FLAGS.segments,
+        segment_consensus=FLAGS.segment_consensus,
+        mixed_precision=FLAGS.mixed_precision,
+        strategy=FLAGS.strategy,
+        weights=FLAGS.weights,
+        freeze_backbone=FLAGS.freeze_backbone,
+        unfreeze_from=FLAGS.unfreeze_from,
+        seed=FLAGS.seed,
+        verbose=FLAGS.verbose,
+    )
     summary = {
         "run_dir": result.run_dir,
         "weights": result.weights_path,
