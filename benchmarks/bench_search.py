@@ -61,7 +61,7 @@ LABELS = {
     "prob_weights": "probabilistic weight step only",
     "block_plain": "plain step, largest block arch",
 }
-QUICK = dict(memory_modes="darts1", cell_space="cells-tiny", cell_ops="p3d_a,sep_conv_1x3x3,max_pool_1x3x3,zero", nodes=1, cell_layers=1,
+QUICK = dict(memory_modes="darts1", memory_steps=0, cell_space="cells-tiny", cell_ops="p3d_a,sep_conv_1x3x3,max_pool_1x3x3,zero", nodes=1, cell_layers=1,
              channels=4, space="tiny", segments=2, frames=2, size=32, batch=1, memory_factor=2, steps=2, samples=2,
              classes=10)
 # The commonest accelerator memories, for "which batch fits" (GB).
@@ -193,8 +193,9 @@ def measure(mode: str, args: argparse.Namespace) -> dict:
         return time.perf_counter() - t0
 
     first = timed()
-    timed()
-    times = [timed() for _ in range(args.steps)]
+    if args.steps:  # steps 0: the first call only (a memory measurement)
+        timed()
+    times = [timed() for _ in range(args.steps)] or [first]
     return {
         "mode": mode,
         "space": space_name,
@@ -247,6 +248,20 @@ def _collect(modes: list[str], batch: int, proc: subprocess.Popen, t0: float) ->
         print(f"[bench] {r['mode']} at batch {batch}: {r['ms_per_clip']:.0f} ms/clip, peak RSS {r['peak_rss_mb']:.0f} MB, "
               f"first call {r['first_call_s']:.1f} s, process {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     return results
+
+
+def _reuse(path: str | None, args: argparse.Namespace) -> dict:
+    """The results of an earlier run's JSON (``--reuse``) at the same setting, by configuration."""
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        earlier = json.load(f)
+    same = {k: v for k, v in earlier["setting"].items() if k not in ("memory_batch", "steps", "quick")}
+    now = {k: v for k, v in summarize({}, args)["setting"].items() if k not in ("memory_batch", "steps", "quick")}
+    if same != now:
+        print(f"[bench] {path}: another setting, not reused", file=sys.stderr)
+        return {}
+    return {k: v for k, v in earlier["results"].items() if not v.get("shared_process")}
 
 
 def _merge(results: dict, jobs, done, big: int) -> None:
@@ -374,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=4, help="K held-out architectures per distribution step")
     parser.add_argument("--classes", type=int, default=101)
     parser.add_argument("--memory_modes", help="measure the memory of these modes only (default: all; --quick: darts1)")
+    parser.add_argument("--memory_steps", type=int, default=1,
+                        help="timed steps of the memory runs (0: the first call only; the peak is reached there)")
+    parser.add_argument("--reuse", help="take the configurations already measured in this JSON (same setting)")
     parser.add_argument("--memory_factor", type=int, default=2, help="memory: also run at this many times the batch")
     parser.add_argument("--target_batch", type=int, default=8, help="the batch whose memory the verdict extrapolates")
     parser.add_argument("--memory_budget_gb", type=float, help="memory for the verdict (default: this machine's)")
@@ -401,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = []
     for mode in args.modes:
         if mode in args.memory_modes:
-            jobs += [([mode], args.batch, args.steps), ([mode], big, 1 if args.quick else 2)]
+            jobs += [([mode], args.batch, args.steps), ([mode], big, args.memory_steps)]
     shared = [m for m in args.modes if m not in args.memory_modes]
     if shared:
         jobs.append((shared, args.batch, args.steps))
@@ -419,8 +437,13 @@ def main(argv: list[str] | None = None) -> int:
             done = _run(jobs, args, parallel=True)
         else:
             done = []
+            reused = _reuse(args.reuse, args)
             for job in jobs:
-                done += _run([job], args, parallel=False)
+                key = job[0][0] if job[1] == args.batch else f"{job[0][0]}@{big}"
+                if len(job[0]) == 1 and key in reused:
+                    done.append([reused[key]])
+                else:
+                    done += _run([job], args, parallel=False)
                 _merge(results, [job], done[-1:], big)
                 save()
         results.clear()
