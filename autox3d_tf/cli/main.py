@@ -40,8 +40,18 @@ def _load(module: str):
         raise
 
 
+def _exit_on_sigterm() -> None:
+    """``kill PID`` unwinds like Ctrl-C, so temporary files are removed on the way out."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _exit_on_sigterm()
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="autox3d", description="X3D / Auto-X3D video models for Keras.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
