@@ -75,7 +75,7 @@ def good_dict() -> dict:
 
 def test_space_vocabulary():
     assert SPACE_NAME == "autox3d-v1"
-    assert set(BLOCK_TYPES) == {*NON_SKIP_TYPES, "p3d-b", "p3d-c", "2+1d-d2", "skip"}  # + pseudo-3D (test_pseudo3d)
+    assert set(BLOCK_TYPES) == {*NON_SKIP_TYPES, "p3d-b", "p3d-c", "2+1d-d2", "1x5x5", "skip"}  # + pseudo-3D (test_pseudo3d), E3D
     assert set(ATTENTIONS) == {"none", "se"}
     assert BLOCK_KERNELS["3x3x3"] == ((3, 3, 3),)
     assert BLOCK_KERNELS["1x3x3"] == ((1, 3, 3),)

@@ -97,4 +97,4 @@ def test_a_model_without_spec_is_refused():
 def test_list_models_filter():
     assert list_models("autox3d*") == ["AutoX3D_XS", "AutoX3D_S", "AutoX3D_M", "AutoX3D_L"]
     assert list_models("X3D_X*") == ["X3D_XS", "X3D_XL"]
-    assert set(list_models()) == {*list_models("x3d*"), *list_models("autox3d*")}
+    assert set(list_models()) == {*list_models("x3d*"), *list_models("autox3d*"), *list_models("e3d*")}

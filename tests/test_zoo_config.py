@@ -26,7 +26,7 @@ def test_model_config_holds_clip_normalisation_weights_and_labels():
 
 def test_list_models_by_wildcard_and_weights():
     assert list_models("x3d*") == ["X3D_XS", "X3D_S", "X3D_M", "X3D_L", "X3D_XL"]
-    assert list_models("*_s") == ["X3D_S", "AutoX3D_S"]
+    assert list_models("*_s") == ["X3D_S", "AutoX3D_S", "E3D_S"]
     pretrained = list_models(pretrained=True)
     assert pretrained and all(get_model_config(n).weights for n in pretrained)
     assert not [n for n in pretrained if n.startswith("AutoX3D")]

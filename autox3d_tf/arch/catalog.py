@@ -17,12 +17,15 @@ import importlib.resources
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+from autox3d_tf.arch.e3d import E3D_VARIANTS, e3d_spec
 from autox3d_tf.arch.spec import ArchSpec
 from autox3d_tf.arch.x3d import X3D_VARIANTS, x3d_spec
 from autox3d_tf.layers.normalization import MEAN, STD
 
 AUTOX3D_VARIANTS = ("XS", "S", "M", "L")
 X3D_PAPER = "https://arxiv.org/abs/2004.04730"
+E3D_PAPER = "https://openreview.net/forum?id=lj1Eb1OPeNw"
+E3D_CODE = "https://github.com/alibaba/lightweight-neural-architecture-search"
 AUTOX3D_PAPER = (
     "https://openaccess.thecvf.com/content/WACV2022/html/Jiang_Auto-X3D_Ultra-Efficient_Video_Understanding_via_"
     "Finer-Grained_Neural_Architecture_Search_WACV_2022_paper.html"
@@ -177,6 +180,31 @@ def _register_builtin() -> None:
                 },
             ),
             functools.partial(autox3d_spec, variant),
+        )
+    for variant, e in E3D_VARIANTS.items():
+        register_architecture(
+            ModelConfig(
+                name=f"E3D_{variant}",
+                family="e3d",
+                frames=e.frames,
+                sampling_rate=e.sampling_rate,
+                train_crop=e.size,
+                test_crop=e.test_crop,
+                train_scale=e.train_scale,
+                description=(
+                    f"E3D-{variant}: the published STEntr-searched structure (ICLR 2023) at the budget of "
+                    f"{e.counterpart}; head hidden width 2048 (unset upstream); no pretrained weights"
+                ),
+                paper=E3D_PAPER,
+                extra={
+                    "structure": f"{E3D_CODE}/blob/main/configs/action_recognition/models/E3D_{variant}.txt",
+                    "search": "entropy (STEntr, training-free), by the E3D authors",
+                    "counterpart": e.counterpart,
+                    "head_hidden": "2048 (num_hidden is unset upstream)",
+                    "dropout_rate": 0.2,
+                },
+            ),
+            functools.partial(e3d_spec, variant),
         )
 
 

@@ -10,7 +10,7 @@ of a sampled architecture; a test checks them against the counter on built model
 from __future__ import annotations
 
 
-from autox3d_tf.arch.spec import SE_RATIO, ArchSpec, BlockSpec, round_width
+from autox3d_tf.arch.spec import POOL, SE_RATIO, ArchSpec, BlockSpec, round_width
 
 
 def conv_out(size: int, kernel: int, stride: int) -> int:
@@ -19,7 +19,8 @@ def conv_out(size: int, kernel: int, stride: int) -> int:
 
 
 def stem_macs(frames: int, size: int, stem_width: int, temporal_kernel: int) -> tuple[int, int]:
-    """(MACs, output spatial size) of the X3D stem on a ``frames x size x size x 3`` clip."""
+    """(MACs, output spatial size) of the X3D stem on a ``frames x size x size x 3`` clip
+    (``temporal_kernel=0``: E3D's stem, without the temporal convolution)."""
     out = conv_out(size, 3, 2)
     elems = frames * out * out * stem_width
     return elems * 3 * 9 + elems * temporal_kernel + 2 * elems, out
@@ -42,6 +43,8 @@ def block_macs(
     if block.attention == "se":
         macs += 2 * inner * round_width(inner, SE_RATIO)
     macs += out_elems * inner * width + 2 * out_elems * width  # conv_c, bn_c
+    if block.shortcut == POOL:  # identity or a per-frame average pool (free), or no shortcut
+        return macs, h
     if in_width != width or stride > 1:
         macs += out_elems * in_width * width
         if in_width != width:

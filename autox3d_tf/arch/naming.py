@@ -11,8 +11,14 @@ A built network's layers (after its input, ``frames``)::
     preprocessing (with ``include_preprocessing=True``)
     stem_pad, stem_conv_spatial, stem_conv_temporal, stem_bn, stem_relu
     stage{s}_block{b}_{conv_a, bn_a, relu_a, conv_b[_{k}], conv_b_add, bn_b, se_pool, se_reduce,
-                       se_expand, se_scale, swish, conv_c, bn_c, shortcut_conv, shortcut_bn, add, relu}
-    head_conv, head_bn, head_relu, head_pool, head_dense, head_dense_relu, head_dropout, predictions
+                       se_expand, se_scale, swish | relu_b, conv_c, bn_c, shortcut_conv, shortcut_bn,
+                       shortcut_pool, add, relu}
+    head_conv, head_bn, head_relu, head_pool, head_dense, head_dense_relu | head_dense_swish,
+    head_dropout, predictions
+
+E3D's blocks name their ReLU after the depthwise convolution ``relu_b`` (X3D's Swish: ``swish``), the
+per-frame average pool of a strided identity shortcut ``shortcut_pool``, and the Swish after the
+head's hidden dense layer ``head_dense_swish``; an E3D stem has no ``stem_conv_temporal``.
 
 Stages are numbered from 1 and blocks from 0, as pytorchvideo's ``blocks[s].res_blocks[b]``; a
 block with two depthwise convolutions (the pseudo-3D types: "2+1d", "p3d-b", "p3d-c", "2+1d-d2") names
@@ -39,6 +45,7 @@ HEAD_RELU = "head_relu"
 HEAD_POOL = "head_pool"
 HEAD_DENSE = "head_dense"
 HEAD_DENSE_RELU = "head_dense_relu"
+HEAD_DENSE_SWISH = "head_dense_swish"
 HEAD_DROPOUT = "head_dropout"
 PREDICTIONS = "predictions"
 AVG_POOL = "avg_pool"
@@ -63,6 +70,8 @@ SE_POOL = "se_pool"
 SE_SCALE = "se_scale"
 CONV_B_ADD = "conv_b_add"  # the sum of a pseudo-3D block's two depthwise convolutions
 SWISH = "swish"
+RELU_B = "relu_b"  # E3D: ReLU instead of Swish after the depthwise convolution
+SHORTCUT_POOL = "shortcut_pool"  # E3D: per-frame average pool of a strided identity shortcut
 ADD = "add"
 RELU = "relu"
 

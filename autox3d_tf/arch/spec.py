@@ -85,6 +85,7 @@ BLOCK_KERNELS: dict[str, tuple[Kernel, ...]] = {
     "5x3x3": ((5, 3, 3),),
     "2+1d": PSEUDO3D_BLOCKS["2+1d"].kernels,
     "3x5x5": ((3, 5, 5),),
+    "1x5x5": ((1, 5, 5),),  # E3D's first stage
     **{t: op.kernels for t, op in PSEUDO3D_BLOCKS.items() if t != "2+1d"},
 }
 # The block types of the autox3d-v1 search space (its default; the searchers' vocabulary).
@@ -105,6 +106,22 @@ def is_plain_series(block_type: str) -> bool:
     return op is None or op.is_plain_series
 ATTENTIONS: tuple[str, ...] = ("none", "se")
 SE_RATIO = 0.0625
+
+# Activation after a block's depthwise convolution: X3D's Swish or E3D's ReLU.
+SWISH = "swish"
+RELU = "relu"
+ACTIVATIONS: tuple[str, ...] = (SWISH, RELU)
+# Shortcut rules of a block:
+# - "projection" (X3D): identity when width and stride are kept, else a 1x1x1 convolution with the
+#   block's stride (with BatchNorm when the width changes);
+# - "pool" (E3D): identity when the width is kept (after a per-frame stride x stride average pool
+#   when the block is strided), no shortcut at all when the width changes.
+PROJECTION = "projection"
+POOL = "pool"
+SHORTCUTS: tuple[str, ...] = (PROJECTION, POOL)
+
+# The specification formats: the autox3d-v1 family (X3D, AutoX3D, searched points) and E3D's.
+SPACES: tuple[str, ...] = (SPACE_NAME, "e3d")
 
 
 def round_width(width: float, multiplier: float = 1.0, min_width: int = 8, divisor: int = 8) -> int:
@@ -143,11 +160,18 @@ class BlockSpec:
     """One residual block: depthwise kernel type, expansion ratio of the inner width, attention.
 
     ``type="skip"`` is an identity block (allowed anywhere but a stage's first block).
+
+    The defaults are X3D's block; E3D's sets ``inner`` (its bottleneck width, which then replaces
+    ``expansion``), ``activation="relu"`` after the depthwise convolution and ``shortcut="pool"``
+    (see `SHORTCUTS`).
     """
 
     type: str = "3x3x3"
     expansion: float = 2.25
     attention: str = "none"
+    inner: int | None = None
+    activation: str = SWISH
+    shortcut: str = PROJECTION
 
     def __post_init__(self) -> None:
         if self.type not in BLOCK_TYPES:
@@ -158,10 +182,19 @@ class BlockSpec:
             raise SpecError(f"block expansion must be a positive number, got {self.expansion!r}.")
         if self.attention not in ATTENTIONS:
             raise SpecError(f"block attention {self.attention!r} is unknown; valid values are {list(ATTENTIONS)}.")
+        if self.inner is not None:
+            _positive_int(self.inner, "block inner width")
+        if self.activation not in ACTIVATIONS:
+            raise SpecError(f"block activation {self.activation!r} is unknown; valid values are {list(ACTIVATIONS)}.")
+        if self.shortcut not in SHORTCUTS:
+            raise SpecError(f"block shortcut {self.shortcut!r} is unknown; valid values are {list(SHORTCUTS)}.")
         object.__setattr__(self, "expansion", float(self.expansion))
-        if self.type == SKIP:  # a skip computes nothing: its other fields carry no meaning
+        if self.inner is not None:  # an absolute inner width: the ratio carries no meaning
             object.__setattr__(self, "expansion", 2.25)
-            object.__setattr__(self, "attention", "none")
+        if self.type == SKIP:  # a skip computes nothing: its other fields carry no meaning
+            for name, value in (("expansion", 2.25), ("attention", "none"), ("inner", None),
+                                ("activation", SWISH), ("shortcut", PROJECTION)):
+                object.__setattr__(self, name, value)
 
     @property
     def is_skip(self) -> bool:
@@ -177,13 +210,32 @@ class BlockSpec:
         return pseudo3d(self.type)
 
     def inner_width(self, width: int) -> int:
-        """Width of the depthwise convolution: ``int(expansion * width)`` as in X3D."""
+        """Width of the depthwise convolution: ``inner`` when set (E3D's bottleneck), else
+        ``int(expansion * width)`` as in X3D."""
+        if self.inner is not None:
+            return self.inner
         return max(1, int(self.expansion * width))
 
+    def has_shortcut(self, in_width: int, width: int) -> bool:
+        """Whether the block adds a shortcut branch (always for "projection"; for "pool" only
+        when the width is kept)."""
+        return self.shortcut == PROJECTION or in_width == width
+
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form; the E3D-style fields appear only when they differ from X3D's."""
         if self.is_skip:
             return {"type": SKIP}
-        return {"type": self.type, "expansion": self.expansion, "attention": self.attention}
+        data: dict[str, Any] = {"type": self.type}
+        if self.inner is None:
+            data["expansion"] = self.expansion
+        else:
+            data["inner"] = self.inner
+        data["attention"] = self.attention
+        if self.activation != SWISH:
+            data["activation"] = self.activation
+        if self.shortcut != PROJECTION:
+            data["shortcut"] = self.shortcut
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "block") -> "BlockSpec":
@@ -245,10 +297,13 @@ class ArchSpec:
         stages: the residual stages, in order.
         input_frames, input_size: default clip length and (square) crop.
         stem_width: output channels of the stem.
-        stem_temporal_kernel: length of the stem's depthwise temporal convolution.
+        stem_temporal_kernel: length of the stem's depthwise temporal convolution (0: none, as
+            in E3D, whose stem is its 1x3x3 convolution, BN and ReLU).
         head_width: channels of the head's 1x1x1 convolution before pooling.
         head_hidden: width of the fully connected layer after pooling (0 for none).
-        space: the search space this spec belongs to.
+        head_activation: activation after that layer: "relu" (X3D) or "swish" (E3D).
+        head_bias: whether that layer has a bias (E3D's has, X3D's has not).
+        space: the family this spec belongs to (`SPACES`): "autox3d-v1" or "e3d".
     """
 
     name: str
@@ -259,26 +314,34 @@ class ArchSpec:
     stem_temporal_kernel: int = 5
     head_width: int = 432
     head_hidden: int = 2048
+    head_activation: str = RELU
+    head_bias: bool = False
     space: str = SPACE_NAME
     notes: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise SpecError(f"spec name must be a non-empty string, got {self.name!r}.")
-        for name in ("input_frames", "input_size", "stem_width", "stem_temporal_kernel", "head_width"):
+        for name in ("input_frames", "input_size", "stem_width", "head_width"):
             _positive_int(getattr(self, name), name)
+        if self.stem_temporal_kernel != 0:
+            _positive_int(self.stem_temporal_kernel, "stem_temporal_kernel")
         if isinstance(self.head_hidden, bool) or not isinstance(self.head_hidden, int) or self.head_hidden < 0:
             raise SpecError(f"head_hidden must be an integer >= 0, got {self.head_hidden!r}.")
-        if self.stem_temporal_kernel % 2 == 0:
-            raise SpecError(f"stem_temporal_kernel must be odd, got {self.stem_temporal_kernel}.")
+        if self.stem_temporal_kernel and self.stem_temporal_kernel % 2 == 0:
+            raise SpecError(f"stem_temporal_kernel must be odd (or 0: none), got {self.stem_temporal_kernel}.")
+        if self.head_activation not in (RELU, SWISH):
+            raise SpecError(f"head_activation {self.head_activation!r} is unknown; valid values are {[RELU, SWISH]}.")
+        if not isinstance(self.head_bias, bool):
+            raise SpecError(f"head_bias must be true or false, got {self.head_bias!r}.")
         stages = tuple(self.stages)
         if not stages:
             raise SpecError("a spec needs at least one stage.")
         for i, stage in enumerate(stages):
             if not isinstance(stage, StageSpec):
                 raise SpecError(f"stage {i} must be a StageSpec, got {type(stage).__name__}.")
-        if self.space != SPACE_NAME:
-            raise SpecError(f"space {self.space!r} is unknown; valid spaces are [{SPACE_NAME!r}].")
+        if self.space not in SPACES:
+            raise SpecError(f"space {self.space!r} is unknown; valid spaces are {list(SPACES)}.")
         object.__setattr__(self, "stages", stages)
 
     @property
@@ -309,6 +372,10 @@ class ArchSpec:
             "head_width": self.head_width,
             "head_hidden": self.head_hidden,
         }
+        if self.head_activation != RELU:
+            data["head_activation"] = self.head_activation
+        if self.head_bias:
+            data["head_bias"] = True
         if self.notes:
             data["notes"] = self.notes
         return data

@@ -97,8 +97,12 @@ def collect(name: str, input_shape: tuple[int, int, int] | None = None, crop: st
         "family": config.family,
         "description": config.description,
         "input_shape": [frames, height, width, 3],
-        "architecture": {"name": spec.name, "widths": list(spec.widths), "depths": list(spec.depths),
-                         "head_width": spec.head_width, "head_hidden": spec.head_hidden},
+        "architecture": {"name": spec.name, "space": spec.space, "widths": list(spec.widths),
+                         "depths": list(spec.depths), "strides": [st.stride for st in spec.stages],
+                         "blocks": [_stage_blocks(st) for st in spec.stages],
+                         "stem_temporal_kernel": spec.stem_temporal_kernel,
+                         "head_width": spec.head_width, "head_hidden": spec.head_hidden,
+                         "head_activation": spec.head_activation},
         "params": flops.count_params(model),
         "macs": macs,
         "gmacs": macs / 1e9,
@@ -129,6 +133,22 @@ def collect(name: str, input_shape: tuple[int, int, int] | None = None, crop: st
     }
 
 
+def _stage_blocks(stage) -> str:
+    """The distinct computing blocks of a stage, e.g. "3x3x3 x2.25 se | 3x3x3 x2.25" (X3D) or
+    "3x3x3 inner 96 relu pool" (E3D)."""
+    kinds = []
+    for block in stage.blocks:
+        if block.is_skip:
+            continue
+        width = f"inner {block.inner}" if block.inner is not None else f"x{block.expansion:g}"
+        parts = [block.type, width]
+        parts += [p for p in (block.attention, block.activation, block.shortcut) if p not in ("none", "swish", "projection")]
+        text = " ".join(parts)
+        if text not in kinds:
+            kinds.append(text)
+    return " | ".join(kinds)
+
+
 def format_text(info: dict[str, Any]) -> str:
     """The human-readable report of `collect`'s dict."""
     inp = info["input"]
@@ -141,8 +161,12 @@ def format_text(info: dict[str, Any]) -> str:
         f"train scale jitter [{inp['train_scale'][0]}, {inp['train_scale'][1]}]",
         f"  normalise     [0, 1] pixels, mean {tuple(inp['mean'])}, std {tuple(inp['std'])}",
         f"  classes       {inp['num_classes']}",
-        "",
     ]
+    arch = info.get("architecture", {})
+    if arch.get("space") == "e3d":  # E3D's per-stage kernels and bottlenecks are not in the table
+        for i, blocks in enumerate(arch["blocks"], start=1):
+            lines.append(f"  stage{i}        {blocks}, stride {arch['strides'][i - 1]}")
+    lines.append("")
     header = ("stage", "blocks", "width", "output (T x H x W x C)", "params", "GMACs")
     rows = [
         (

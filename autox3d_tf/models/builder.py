@@ -16,8 +16,8 @@ import numpy as np
 from keras import layers
 
 from autox3d_tf.arch import naming
-from autox3d_tf.arch.spec import SE_RATIO, ArchSpec, BlockSpec, round_width
-from autox3d_tf.layers import DepthwiseConv3D, FrameConv3D, PixelNormalization, PointwiseConv3D
+from autox3d_tf.arch.spec import POOL, PROJECTION, RELU, SE_RATIO, ArchSpec, BlockSpec, round_width
+from autox3d_tf.layers import DepthwiseConv3D, FrameConv3D, FramePooling2D, PixelNormalization, PointwiseConv3D
 from autox3d_tf.models.pseudo3d import FOLD_PARTS, combine_pseudo3d, pseudo3d_convs
 from autox3d_tf.models.video_model import VideoModel
 
@@ -118,19 +118,24 @@ class _Graph:
 
 
 def network_stem(x, spec: ArchSpec, g: _Graph | None = None):
-    """The stem: a 1x3x3 stride-2 convolution, the temporal depthwise convolution, BN, ReLU."""
+    """The stem: a 1x3x3 stride-2 convolution, the temporal depthwise convolution, BN, ReLU
+    (without the temporal convolution when ``spec.stem_temporal_kernel`` is 0, as in E3D)."""
     g = g or _Graph(False)
     x = layers.ZeroPadding3D(((0, 0), (1, 1), (1, 1)), name=naming.STEM_PAD)(x)
-    x = FrameConv3D(
+    k = spec.stem_temporal_kernel
+    spatial = FrameConv3D(
         spec.stem_width,
         (1, 3, 3),
         strides=(1, 2, 2),
         padding="valid",
-        use_bias=False,
+        use_bias=g.fold and not k,
         kernel_initializer=fresh_initializer(CONV_INIT),
         name=naming.STEM_CONV_SPATIAL,
-    )(x)
-    k = spec.stem_temporal_kernel
+    )
+    if not k:
+        x = g.norm(x, spatial, naming.STEM_BN)
+        return layers.ReLU(name=naming.STEM_RELU)(x)
+    x = spatial(x)
     conv = DepthwiseConv3D(
         (k, 1, 1),
         padding=(k // 2, 0, 0),
@@ -155,6 +160,9 @@ def residual_block(x, block: BlockSpec, in_width: int, width: int, stride: int, 
     """One X3D-style bottleneck block with its shortcut (the block must not be a skip).
 
     ``prefix`` is the block's name (`naming.block_prefix`); its layers are named by their role.
+    ``block.shortcut`` says which shortcut (`autox3d_tf.arch.spec.SHORTCUTS`; E3D's "pool" is an
+    identity, after a per-frame average pool when strided, or none when the width changes) and
+    ``block.activation`` what follows the depthwise convolution (Swish, or E3D's ReLU).
     """
     g = g or _Graph(False)
     name = functools.partial(naming.block_layer, prefix)
@@ -162,7 +170,12 @@ def residual_block(x, block: BlockSpec, in_width: int, width: int, stride: int, 
     strides = (1, stride, stride)
 
     shortcut = x
-    if in_width != width or stride > 1:
+    if block.shortcut == POOL:
+        if in_width != width:
+            shortcut = None
+        elif stride > 1:
+            shortcut = FramePooling2D("avg", stride, stride, name=name(naming.SHORTCUT_POOL))(x)
+    elif in_width != width or stride > 1:
         with_bn = in_width != width
         conv = PointwiseConv3D(
             width, strides=strides, use_bias=g.fold and with_bn, kernel_initializer=fresh_initializer(CONV_INIT), name=name(naming.SHORTCUT_CONV)
@@ -199,11 +212,17 @@ def residual_block(x, block: BlockSpec, in_width: int, width: int, stride: int, 
         y = g.norm(y, conv, name(naming.BN_B)) if last else conv(y)
     if block.attention == "se":
         y = _squeeze_excite(y, inner, prefix)
-    y = layers.Activation("silu", name=name(naming.SWISH))(y)
+    if block.activation == RELU:
+        y = layers.ReLU(name=name(naming.RELU_B))(y)
+    else:
+        y = layers.Activation("silu", name=name(naming.SWISH))(y)
     conv_c = PointwiseConv3D(width, use_bias=g.fold, kernel_initializer=fresh_initializer(CONV_INIT), name=name(naming.CONV_C))
-    y = g.norm(y, conv_c, name(naming.BN_C), zero_gamma=True)
+    # X3D's init zeroes the last BN of a block; E3D keeps PyTorch's ones (some of its blocks have no
+    # shortcut, which a zero BN would cut off).
+    y = g.norm(y, conv_c, name(naming.BN_C), zero_gamma=block.shortcut == PROJECTION)
 
-    y = layers.Add(name=name(naming.ADD))([shortcut, y])
+    if shortcut is not None:
+        y = layers.Add(name=name(naming.ADD))([shortcut, y])
     return layers.ReLU(name=name(naming.RELU))(y)
 
 
@@ -224,8 +243,11 @@ def network_head(x, spec: ArchSpec, g: _Graph | None = None, *, include_top: boo
         else:
             x = layers.GlobalMaxPooling3D(name=naming.MAX_POOL)(x)
         if spec.head_hidden:
-            x = layers.Dense(spec.head_hidden, use_bias=False, kernel_initializer=fresh_initializer(CONV_INIT), name=naming.HEAD_DENSE)(x)
-            x = layers.ReLU(name=naming.HEAD_DENSE_RELU)(x)
+            x = layers.Dense(spec.head_hidden, use_bias=spec.head_bias, kernel_initializer=fresh_initializer(CONV_INIT), name=naming.HEAD_DENSE)(x)
+            if spec.head_activation == RELU:
+                x = layers.ReLU(name=naming.HEAD_DENSE_RELU)(x)
+            else:
+                x = layers.Activation("silu", name=naming.HEAD_DENSE_SWISH)(x)
     if include_top:
         if dropout_rate > 0:
             x = layers.Dropout(dropout_rate, name=naming.HEAD_DROPOUT)(x)

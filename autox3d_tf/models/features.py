@@ -20,7 +20,7 @@ __all__ = ["FEATURE_MAP", "PRE_LOGITS", "feature_extractor"]
 FEATURE_MAP = "feature_map"
 PRE_LOGITS = "pre_logits"
 
-_PRE_LOGIT_LAYERS = (naming.HEAD_DENSE_RELU, naming.HEAD_POOL, naming.AVG_POOL, naming.MAX_POOL)
+_PRE_LOGIT_LAYERS = (naming.HEAD_DENSE_RELU, naming.HEAD_DENSE_SWISH, naming.HEAD_POOL, naming.AVG_POOL, naming.MAX_POOL)
 
 
 def _output_of(model: keras.Model, names) -> keras.KerasTensor | None:

@@ -27,6 +27,9 @@ How the layers of an autox3d-v1 spec map onto these terms (our choices where tin
   have no such term: scoring a spec with one raises a ValueError naming the type.
 - skip blocks contribute nothing; neither does squeeze-excitation (tinynas' ``SE3D`` has no STEntr
   term), so attention is score-neutral and only costs MACs.
+- E3D specs (`autox3d_tf.arch.e3d`) map one to one onto tinynas' own layers: the stem is only its
+  ``1x3x3`` conv (``stem_temporal_kernel`` 0: no temporal term), each block's bottleneck ``B`` is its
+  ``inner`` width, and the 1x1x1 conv to 512 is the head conv below.
 - the head's 1x1x1 conv (last stage width -> ``head_width``) is a plain conv (``0.5 ln(C_in)``), and
   the final channels are ``head_width``, the map that global pooling sees. Layers after pooling
   (the dense layers) are not part of the score, as in tinynas (``stentr_forward_pre_GAP``).
@@ -103,7 +106,8 @@ def entropy_score_terms(spec: ArchSpec, frames: int | None = None, size: int | N
     r = _down(size, 2)
     terms.append(LayerTerm("stem_spatial", frames, r, conv_term(3, frames, r, (1, 3, 3))))
     kt = spec.stem_temporal_kernel
-    terms.append(LayerTerm("stem_temporal", frames, r, conv_term(1, frames, r, (kt, 1, 1))))
+    if kt:  # E3D's stem has no temporal convolution (stem_temporal_kernel 0)
+        terms.append(LayerTerm("stem_temporal", frames, r, conv_term(1, frames, r, (kt, 1, 1))))
     in_width = spec.stem_width
     for s, stage in enumerate(spec.stages):
         for b, block in enumerate(stage.blocks):

@@ -38,6 +38,7 @@ import numpy as np
 from autox3d_tf.arch.macs import spec_macs
 from autox3d_tf.arch.spec import ArchSpec
 from autox3d_tf.search.entropy_score import entropy_score
+from autox3d_tf.search.e3d_space import E3DSearchSpace
 from autox3d_tf.search.space import SearchSpace
 
 __all__ = [
@@ -50,6 +51,10 @@ __all__ = [
 ]
 
 DEFAULT_GENERATIONS = 100
+# Decisions whose candidates cost more the later they come (the repair step walks them down):
+# autox3d-v1's widths and expansions, the E3D space's bottlenecks and depths
+# (`autox3d_tf.search.e3d_space`).
+_ORDERED_KINDS = ("width", "expansion", "bottleneck", "depth")
 
 
 class NoFeasibleArchitectureError(RuntimeError):
@@ -87,14 +92,15 @@ def mutate(space: SearchSpace, choices: Sequence[int], rng: np.random.Generator,
 
 
 def _repair(space: SearchSpace, choices: list[int], rng: np.random.Generator, macs_fn, budget: int) -> list[int] | None:
-    """Shrinks an over-budget vector: a random block to skip, or a width / expansion one step down."""
+    """Shrinks an over-budget vector: a random block to skip, or a width / expansion (E3D: bottleneck,
+    depth) one step down."""
     choices = list(choices)
     for _ in range(10 * space.num_decisions):
         if macs_fn(choices) <= budget:
             return choices
         moves = []
         for i, d in enumerate(space.decisions):
-            if d.kind in ("width", "expansion") and choices[i] > 0:
+            if d.kind in _ORDERED_KINDS and choices[i] > 0:
                 moves.append((i, choices[i] - 1))  # candidates are in increasing order
             elif d.kind == "type" and "skip" in d.candidates and d.candidates[choices[i]] != "skip":
                 moves.append((i, d.candidates.index("skip")))
@@ -107,12 +113,12 @@ def _repair(space: SearchSpace, choices: list[int], rng: np.random.Generator, ma
 
 def _check_sorted(space: SearchSpace) -> None:
     for d in space.decisions:
-        if d.kind in ("width", "expansion") and list(d.candidates) != sorted(d.candidates):
+        if d.kind in _ORDERED_KINDS and list(d.candidates) != sorted(d.candidates):
             raise ValueError(f"decision {d.name}: candidates must be in increasing order for the repair step.")
 
 
 def entropy_search(
-    space: SearchSpace,
+    space: SearchSpace | E3DSearchSpace,
     macs_budget: int,
     *,
     population: int = 256,
@@ -130,7 +136,8 @@ def entropy_search(
     """Evolutionary search for the highest STEntr score under a MACs budget.
 
     Args:
-        space: the search space (e.g. ``autox3d_v1(input_frames=4, input_size=160)``); MACs are counted
+        space: the search space (e.g. ``autox3d_v1(input_frames=4, input_size=160)``, or E3D's
+            ``autox3d_tf.search.e3d_space.e3d_space("S")``); MACs are counted
             on its clip with its ``classes``.
         macs_budget: the most MACs an architecture may cost (children over it are dropped).
         population: size of the population kept between generations.

@@ -59,6 +59,17 @@ class Decision:
         return len(self.candidates)
 
 
+def checked_choices(decisions: Sequence[Decision], choices: Sequence[int]) -> list[int]:
+    """``choices`` as a list of ints, one in range per decision (else a ValueError naming it)."""
+    choices = [int(c) for c in np.asarray(choices).reshape(-1)]
+    if len(choices) != len(decisions):
+        raise ValueError(f"expected {len(decisions)} choices, got {len(choices)}.")
+    for c, d in zip(choices, decisions):
+        if not 0 <= c < d.size:
+            raise ValueError(f"choice {c} out of range for decision {d.name} ({d.size} candidates).")
+    return choices
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     """A space of X3D-style networks: per-stage widths, per-block type / expansion / attention.
@@ -137,12 +148,7 @@ class SearchSpace:
     # ------------------------------------------------------------ specs <-> choices
     def decode(self, choices: Sequence[int], name: str = "autox3d_searched") -> ArchSpec:
         """The `ArchSpec` of a choice vector."""
-        choices = [int(c) for c in np.asarray(choices).reshape(-1)]
-        if len(choices) != self.num_decisions:
-            raise ValueError(f"expected {self.num_decisions} choices, got {len(choices)}.")
-        for c, d in zip(choices, self.decisions):
-            if not 0 <= c < d.size:
-                raise ValueError(f"choice {c} out of range for decision {d.name} ({d.size} candidates).")
+        choices = checked_choices(self.decisions, choices)
         stages = []
         for s, depth in enumerate(self.max_depths):
             width = self.stage_widths[s][choices[s]]
@@ -175,6 +181,8 @@ class SearchSpace:
         for field_name in ("stem_width", "stem_temporal_kernel", "head_width", "head_hidden"):
             if getattr(spec, field_name) != getattr(self, field_name):
                 raise SpecError(f"spec {field_name}={getattr(spec, field_name)} differs from the space's.")
+        if spec.head_activation != "relu" or spec.head_bias:
+            raise SpecError("spec has an E3D-style head (Swish, bias), outside the space.")
         choices = [0] * self.num_decisions
         for s, stage in enumerate(spec.stages):
             if stage.width not in self.stage_widths[s]:
@@ -191,6 +199,10 @@ class SearchSpace:
                 if block.type not in types:
                     raise SpecError(f"stage {s + 1} block {b} type {block.type!r} not in {types}.")
                 choices[i] = types.index(block.type)
+                if not block.is_skip and (block.inner is not None or block.activation != "swish"
+                                          or block.shortcut != "projection"):
+                    raise SpecError(f"stage {s + 1} block {b} is an E3D-style block (inner width, ReLU or pool "
+                                    "shortcut), outside the space.")
                 if not block.is_skip:
                     if block.expansion not in self.expansions:
                         raise SpecError(f"stage {s + 1} block {b} expansion {block.expansion} not in {self.expansions}.")

@@ -1,4 +1,5 @@
-"""PyTorch X3D checkpoints (pytorchvideo or PySlowFast key layout) to Keras weights, strictly.
+"""PyTorch X3D checkpoints (pytorchvideo or PySlowFast key layout) and E3D state dicts (tinynas
+``Cnn3DNet``, see `autox3d_tf.weights.e3d_layout`) to Keras weights, strictly.
 
 Every weighted Keras layer of a model built by :func:`autox3d_tf.models.builder.build_model`
 names the PyTorch tensors it needs (the layer names, `autox3d_tf.arch.naming`, follow
@@ -59,6 +60,7 @@ import numpy as np
 from autox3d_tf.arch import naming
 from autox3d_tf.arch.catalog import canonical_name, get_spec
 from autox3d_tf.models.builder import build_model
+from autox3d_tf.weights.e3d_layout import E3D_CLASSIFIER, E3D_LAYOUT, e3d_torch_layer, is_e3d_key
 from autox3d_tf.weights.torch_reader import CheckpointError, load_torch_checkpoint
 
 __all__ = [
@@ -78,7 +80,7 @@ __all__ = [
 
 logger = logging.getLogger("autox3d_tf.weights")
 
-LAYOUTS = ("pytorchvideo", "pyslowfast")
+LAYOUTS = ("pytorchvideo", "pyslowfast", E3D_LAYOUT)
 BN_EPSILON = 1e-5  # PyTorch's default, used by every X3D checkpoint
 
 _BN_VARS = ("gamma", "beta", "moving_mean", "moving_variance")
@@ -210,14 +212,18 @@ def extract_state_dict(checkpoint: Any) -> "OrderedDict[str, np.ndarray]":
 
 
 def detect_layout(state_dict: Mapping[str, Any]) -> str:
-    """``"pytorchvideo"`` (keys ``blocks.N...``) or ``"pyslowfast"`` (keys ``s1.``..``s5.``, ``head.``)."""
+    """``"pytorchvideo"`` (keys ``blocks.N...``), ``"pyslowfast"`` (keys ``s1.``..``s5.``, ``head.``)
+    or ``"e3d"`` (keys ``block_list.N...``, ``fc_linear.N...``)."""
     keys = list(state_dict)
     ptv = sum(k.startswith("blocks.") for k in keys)
     psf = sum(bool(re.match(r"^(s\d+|head)\.", k)) for k in keys)
-    if ptv and not psf:
+    e3d = sum(is_e3d_key(k) for k in keys)
+    if ptv and not psf and not e3d:
         return "pytorchvideo"
-    if psf and not ptv:
+    if psf and not ptv and not e3d:
         return "pyslowfast"
+    if e3d and not ptv and not psf:
+        return E3D_LAYOUT
     raise CheckpointError(
         "Cannot tell the checkpoint's key layout (expected pytorchvideo 'blocks.0.conv.conv_t.weight' or "
         f"PySlowFast 's1.pathway0_stem.conv_xy.weight' style keys); first keys: {_list(keys, 8)}."
@@ -226,6 +232,8 @@ def detect_layout(state_dict: Mapping[str, Any]) -> str:
 
 def _torch_layer(layout: str, layer_name: str, num_stages: int) -> tuple[str, str] | None:
     """(PyTorch module path, role) for a Keras layer name, or None if unknown."""
+    if layout == E3D_LAYOUT:
+        return e3d_torch_layer(layer_name, num_stages)
     ptv = layout == "pytorchvideo"
     head = f"blocks.{num_stages + 1}." if ptv else "head."
     fixed = {
@@ -289,6 +297,9 @@ def _num_stages(layer_names) -> int:
 def checkpoint_num_classes(state_dict: Mapping[str, np.ndarray], layout: str | None = None) -> int | None:
     """Number of classes of the checkpoint's classifier (None if it has none)."""
     layout = layout or detect_layout(state_dict)
+    if layout == E3D_LAYOUT:
+        value = state_dict.get(f"{E3D_CLASSIFIER}.weight")
+        return int(value.shape[0]) if value is not None and value.ndim == 2 else None
     suffix = "proj.weight" if layout == "pytorchvideo" else "head.projection.weight"
     for key, value in state_dict.items():
         if key.endswith(suffix) and value.ndim == 2 and (layout == "pyslowfast" or key.startswith("blocks.")):
@@ -312,7 +323,7 @@ def convert_state_dict(
     Args:
         state_dict: tensor name -> array (see :func:`extract_state_dict`).
         model: a Keras model from the zoo builder (with or without its top).
-        layout: "pytorchvideo", "pyslowfast" or None to detect it.
+        layout: "pytorchvideo", "pyslowfast", "e3d" or None to detect it.
 
     Returns:
         ``(assignments, info)``: layer name -> list of (variable, value) pairs, and a dict with

@@ -52,8 +52,11 @@ def build_zoo_model(
     return model
 
 
-def make_factory(model_name: str, spec_fn: Callable[[], ArchSpec], doc: str) -> Callable[..., keras.Model]:
-    """A named keras.applications-style factory for the architecture ``spec_fn()``."""
+def make_factory(
+    model_name: str, spec_fn: Callable[[], ArchSpec], doc: str, default_dropout: float = 0.5
+) -> Callable[..., keras.Model]:
+    """A named keras.applications-style factory for the architecture ``spec_fn()``
+    (``default_dropout``: the factory's default ``dropout_rate``, X3D's 0.5 or E3D's 0.2)."""
 
     def factory(
         *,
@@ -64,7 +67,7 @@ def make_factory(model_name: str, spec_fn: Callable[[], ArchSpec], doc: str) -> 
         classes: int = 400,
         pooling: str | None = None,
         classifier_activation: str | None = "softmax",
-        dropout_rate: float = 0.5,
+        dropout_rate: float = default_dropout,
         name: str | None = None,
         include_preprocessing: bool = False,
     ) -> keras.Model:
