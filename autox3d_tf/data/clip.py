@@ -25,7 +25,7 @@ class ClipSettings:
     """How clips are sampled and augmented (defaults come from a named architecture)."""
 
     frames: int
-    rate: int
+    rate: int  # 0: frames spread over the whole video (`autox3d_tf.data.sampling.WHOLE_VIDEO`)
     train_crop: int
     test_crop: int
     scale_range: tuple[int, int]
@@ -82,7 +82,7 @@ def resolve_clip(
         scale_range = (int(round(base.scale_range[0] * ratio)), int(round(base.scale_range[1] * ratio)))
     return ClipSettings(
         frames=int(frames or base.frames),
-        rate=int(rate or base.rate),
+        rate=int(base.rate if rate is None else rate),
         train_crop=crop,
         test_crop=int(test_crop),
         scale_range=(max(int(scale_range[0]), crop), max(int(scale_range[1]), crop)),

@@ -41,6 +41,7 @@ __all__ = [
     "decode_all_frames",
     "decode_from",
     "clip_indices",
+    "whole_video_indices",
     "resize_short_side",
     "center_crop",
     "load_clip",
@@ -200,6 +201,17 @@ def clip_indices(num_frames: int, frames: int, rate: int, start: int = 0) -> np.
         raise ValueError(f"frames and rate must be positive, got frames={frames}, rate={rate}")
     idx = int(start) + np.arange(frames, dtype=np.int64) * int(rate)
     return np.mod(idx, num_frames)
+
+
+def whole_video_indices(num_frames: int, frames: int) -> np.ndarray:
+    """``frames`` indices spread over the whole video: the centre frame of each of ``frames`` equal
+    parts (the evaluation clip of sampling rate 0, :data:`~autox3d_tf.data.sampling.WHOLE_VIDEO`);
+    a video shorter than ``frames`` repeats frames."""
+    if num_frames <= 0 or frames <= 0:
+        raise ValueError(f"num_frames and frames must be positive, got {num_frames} and {frames}")
+    bounds = (np.arange(frames + 1, dtype=np.int64) * int(num_frames)) // int(frames)
+    count = np.diff(bounds)
+    return np.mod(bounds[:-1] + np.maximum(count - 1, 0) // 2, num_frames)
 
 
 class _FrameIndexer:
@@ -536,13 +548,16 @@ def load_clip(
 ) -> np.ndarray:
     """One centred uint8 clip ``[frames, crop, crop, 3]`` for prediction (from a video or a frame folder).
 
-    The clip is taken from the middle of the video (or from ``start``), resized so its short side is
+    The clip is taken from the middle of the video (or from ``start``; with ``rate`` 0, the frames are
+    spread over the whole video, :func:`whole_video_indices`), resized so its short side is
     ``short_side`` (default ``crop``) and centre-cropped. Normalisation is left to the caller/model.
     """
     info = probe_video(path, frame_rate)
-    span = frames * rate
-    if start is None:
-        start = max(0, (info.num_frames - span) // 2)
-    idx = clip_indices(info.num_frames, frames, rate, start)
+    if rate == 0:  # WHOLE_VIDEO: frames spread over the whole video
+        idx = whole_video_indices(info.num_frames, frames)
+    else:
+        if start is None:
+            start = max(0, (info.num_frames - frames * rate) // 2)
+        idx = clip_indices(info.num_frames, frames, rate, start)
     clip = decode_frames(path, idx, frame_rate)
     return center_crop(resize_short_side(clip, short_side or crop), crop)

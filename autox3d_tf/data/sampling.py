@@ -24,6 +24,14 @@ time, a clip of ``K * frames`` frames. In training a snippet starts uniformly at
 views: shifted from the part's start to its end, as the uniform clips are over the whole video). A
 part shorter than a snippet starts the snippet at its first frame and the indices run on, looping
 over the video as clips do. ``K = 1`` gives exactly the clips above.
+
+Whole-video clips (sampling rate 0, :data:`WHOLE_VIDEO`): the ``frames`` frames are spread over the
+whole video (or its annotated segment) instead of ``rate`` apart: frame ``i`` comes from the ``i``-th
+of ``frames`` equal parts, at a random position in training and at the part's centre in evaluation
+(view ``i`` of ``num_clips``: shifted through the part as snippets are). This is TSN's sampling with
+the frames kept as one clip, for actions whose length varies from video to video (a gesture of 1 to
+9 s): every clip sees the whole action. It is the snippet sampling below with ``frames`` parts of one
+frame each (with K segments, ``K * frames`` parts).
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ import numpy as np
 from autox3d_tf.data.decode import clip_indices
 
 __all__ = [
+    "WHOLE_VIDEO",
+    "snippet_layout",
     "Segment",
     "segment_frames",
     "clip_span",
@@ -84,6 +94,20 @@ def _in_segment(indices: np.ndarray, segment: Segment | None) -> np.ndarray:
     return indices if segment is None else indices + segment.first
 
 
+WHOLE_VIDEO = 0
+"""The sampling rate that spreads a clip's frames over the whole video (module docstring)."""
+
+
+def snippet_layout(frames: int, rate: int, segments: int = 1) -> tuple[int, int, int]:
+    """``(frames, rate, segments)`` of the snippet sampling that draws a clip: unchanged for a rate
+    of 1 or more; ``WHOLE_VIDEO`` gives ``(1, 1, segments * frames)``, one frame per part."""
+    if int(rate) == WHOLE_VIDEO:
+        return 1, 1, int(segments) * int(frames)
+    if int(rate) < 0:
+        raise ValueError(f"sampling rate must be positive, or {WHOLE_VIDEO} for whole-video clips, got {rate}")
+    return int(frames), int(rate), int(segments)
+
+
 def clip_span(frames: int, rate: int) -> int:
     """Number of source frames a clip covers: ``(frames - 1) * rate + 1``."""
     return (int(frames) - 1) * int(rate) + 1
@@ -100,6 +124,8 @@ def train_clip_indices(
 ) -> np.ndarray:
     """Indices of one random training clip (looping when the video is shorter than the clip), inside
     ``segment`` (:func:`segment_frames`) when given."""
+    if rate == WHOLE_VIDEO:
+        return snippet_train_indices(num_frames, frames, rate, 1, rng, segment)
     n = num_frames if segment is None else segment.count
     return _in_segment(clip_indices(n, frames, rate, random_clip_start(n, frames, rate, rng)), segment)
 
@@ -118,6 +144,8 @@ def eval_clip_indices(
     num_frames: int, frames: int, rate: int, num_clips: int, segment: Segment | None = None
 ) -> np.ndarray:
     """Indices ``[num_clips, frames]`` of the evaluation clips of a video (of ``segment`` when given)."""
+    if rate == WHOLE_VIDEO:
+        return snippet_eval_indices(num_frames, frames, rate, 1, num_clips, segment)
     n = num_frames if segment is None else segment.count
     starts = uniform_clip_starts(n, frames, rate, num_clips)
     return _in_segment(np.stack([clip_indices(n, frames, rate, s) for s in starts]), segment)
@@ -158,6 +186,7 @@ def snippet_train_indices(
     """Indices ``[segments * frames]`` of one training clip of K snippets: one snippet at a random
     position inside each temporal part (module docstring), inside ``segment`` when given. One
     segment draws exactly what :func:`train_clip_indices` draws."""
+    frames, rate, segments = snippet_layout(frames, rate, segments)
     n = num_frames if segment is None else segment.count
     first, count = segment_parts(n, segments)
     starts = [f + random_clip_start(c, frames, rate, rng) for f, c in zip(first, count)]
@@ -170,6 +199,7 @@ def snippet_eval_indices(
     """Indices ``[num_clips, segments * frames]`` of the evaluation clips of K snippets: view ``i``
     takes from every temporal part the snippet :func:`uniform_clip_starts` places ``i``-th in it
     (one view: the part's centre). One segment gives :func:`eval_clip_indices`."""
+    frames, rate, segments = snippet_layout(frames, rate, segments)
     n = num_frames if segment is None else segment.count
     first, count = segment_parts(n, segments)
     starts = np.array([[f + s for s in uniform_clip_starts(c, frames, rate, num_clips)]

@@ -3,7 +3,8 @@ know the number of frames only at run time (TFRecord pipelines, the serving sign
 
 Same rules and the same indices as the NumPy functions (module docstring of
 :mod:`~autox3d_tf.data.sampling`): ``segments`` equal temporal parts, one snippet of ``frames`` x
-``rate`` per part, looping over the video when it is short. One segment gives the plain clip.
+``rate`` per part, looping over the video when it is short. One segment gives the plain clip; rate
+0 (``WHOLE_VIDEO``) spreads the frames over the whole video.
 
 TensorFlow only.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from autox3d_tf.data.sampling import clip_span
+from autox3d_tf.data.sampling import clip_span, snippet_layout
 
 __all__ = ["segment_parts_tf", "snippet_train_indices_tf", "snippet_eval_indices_tf"]
 
@@ -36,6 +37,7 @@ def snippet_train_indices_tf(num_frames: tf.Tensor, frames: int, rate: int, segm
                              seed: tf.Tensor) -> tf.Tensor:
     """int64 ``[segments * frames]``: one snippet at a random position in each part, drawn from the
     stateless ``seed`` (``[2]``); with one segment, the TFRecord pipeline's plain training clip."""
+    frames, rate, segments = snippet_layout(frames, rate, segments)
     first, count = segment_parts_tf(num_frames, segments)
     delta = tf.maximum(count - clip_span(frames, rate), 0)
     u = tf.random.stateless_uniform([segments], seed, maxval=2**30, dtype=tf.int64)
@@ -46,6 +48,7 @@ def snippet_eval_indices_tf(num_frames: tf.Tensor, frames: int, rate: int, segme
                             num_clips: int = 1) -> tf.Tensor:
     """int64 ``[num_clips, segments * frames]``: view ``i`` takes the ``i``-th of ``num_clips``
     uniformly placed snippets of every part (one view: the parts' centres)."""
+    frames, rate, segments = snippet_layout(frames, rate, segments)
     first, count = segment_parts_tf(num_frames, segments)
     delta = tf.maximum(count - clip_span(frames, rate), 0)  # [K]
     if num_clips == 1:

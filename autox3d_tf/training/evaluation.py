@@ -194,7 +194,7 @@ def evaluate(
         weights = weights or os.path.join(os.fspath(run_dir), WEIGHTS_FILE)
         zoo_name, names = config["model"], list(config["classes"])
         c = config["clip"]
-        clip = ClipSettings(frames or c["frames"], rate or c["rate"], c["train_crop"], crop or c["test_crop"],
+        clip = ClipSettings(frames or c["frames"], c["rate"] if rate is None else rate, c["train_crop"], crop or c["test_crop"],
                             tuple(c["scale_range"]), tuple(c["mean"]), tuple(c["std"]))
         if shuffle_frames is None:
             shuffle_frames = bool(config.get("shuffle_frames", False))

@@ -29,7 +29,8 @@ FLAGS.integer("num_clips", 10, "Uniform temporal clips per video.")
 FLAGS.enum("num_crops", "3", ["1", "3"], "Spatial crops per clip.")
 FLAGS.integer("batch_size", 8, "Views per batch.")
 FLAGS.integer("frames", None, "Frames per clip (default: the run's / model's).")
-FLAGS.integer("rate", None, "Sampling rate (default: the run's / model's).")
+FLAGS.integer("rate", None, "Sampling rate (default: the run's / model's; 0: the frames spread over the whole video).",
+              lower_bound=0)
 FLAGS.integer("crop", None, "Test crop (default: the run's / model's).")
 FLAGS.string("split", None, "Kinetics CSV: keep rows of this split.")
 FLAGS.float("validation_split", None, "Score one subset of --data's videos (with --subset; default for a run "

@@ -41,8 +41,8 @@ class FlagSet:
     def string(self, name: str, default: str | None, help: str) -> None:
         flags.DEFINE_string(name, default, help, flag_values=self.values)
 
-    def integer(self, name: str, default: int | None, help: str) -> None:
-        flags.DEFINE_integer(name, default, help, flag_values=self.values)
+    def integer(self, name: str, default: int | None, help: str, lower_bound: int | None = None) -> None:
+        flags.DEFINE_integer(name, default, help, lower_bound=lower_bound, flag_values=self.values)
 
     def float(self, name: str, default: float | None, help: str) -> None:
         flags.DEFINE_float(name, default, help, flag_values=self.values)

@@ -87,7 +87,7 @@ FLAGS.float("arch_learning_rate", 0.025, "Adam learning rate of the logits.")
 FLAGS.integer("num_samples", 4, "K: architectures per distribution step at maximum entropy.")
 FLAGS.integer("min_samples", 2, "K never falls below this as the entropy drops.")
 FLAGS.integer("frames", 8, "Frames per clip (the MACs refer to this clip).")
-FLAGS.integer("rate", 2, "Frame sampling rate.")
+FLAGS.integer("rate", 2, "Frame sampling rate (0: the frames spread over the whole video).", lower_bound=0)
 FLAGS.integer("crop", 64, "Crop size (the MACs refer to this size).")
 define_augmentation_flags(FLAGS)
 FLAGS.enum("strategy", "auto", ["auto", "default", "mirrored", "multi_worker"],

@@ -55,7 +55,8 @@ FLAGS.float("weight_decay", 5e-5, "L2 weight decay (not applied to BatchNorm par
 FLAGS.float("dropout", 0.5, "Dropout before the classifier.")
 FLAGS.float("label_smoothing", 0.0, "Label smoothing.")
 FLAGS.integer("frames", None, "Frames per clip (default: the model's).")
-FLAGS.integer("rate", None, "Frame sampling rate (default: the model's).")
+FLAGS.integer("rate", None, "Frame sampling rate (default: the model's; 0: the frames spread over the whole "
+              "video, for actions whose length varies).", lower_bound=0)
 FLAGS.integer("crop", None, "Training crop (default: the model's; test crop and scale jitter follow).")
 FLAGS.integer("test_crop", None, "Validation / test crop.")
 define_augmentation_flags(FLAGS)
