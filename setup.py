@@ -25,6 +25,8 @@ setup(
         "serving": ["tensorflow-serving-api"],
         "reference": ["torch==2.13.0", "pytorchvideo", "fvcore"],
         "test": ["pytest", "import-linter", "build", "jax"],
+        # ONNX / OpenVINO exports and their engines in `autox3d bench` (imported only when used).
+        "runtimes": ["tf2onnx", "onnxruntime", "openvino"],
     },
     entry_points={"console_scripts": ["autox3d=autox3d_tf.cli.main:main"]},
 )

@@ -1,5 +1,5 @@
 """Export for serving: a TF Serving SavedModel (uint8 frames in, probabilities and top-k out, no
-XLA op), TFLite for the small models, and a local stand-in for TF Serving's REST / gRPC APIs.
+XLA op), TFLite for the small models (float, float16, dynamic-range, int8), ONNX and OpenVINO, and a local stand-in for TF Serving's REST / gRPC APIs.
 
     from autox3d_tf.export import export_saved_model, export_tflite, export_run
     export_run("runs/xs", "export/xs")          # saved_model/1, model.tflite, labels.txt, export.json
@@ -20,6 +20,18 @@ _EXPORTS: dict[str, str] = {
     "TFLITE_MODELS": "tflite",
     "export_tflite": "tflite",
     "run_tflite": "tflite",
+    "QUANTIZE_MODES": "formats",
+    "FORMATS": "formats",
+    "undelegated_ops": "tflite",
+    "tflite_ops": "tflite",
+    "compare_outputs": "tflite",
+    "calibration_clips": "tflite",
+    "synthetic_clips": "tflite",
+    "export_onnx": "runtimes",
+    "export_openvino": "runtimes",
+    "run_onnx": "runtimes",
+    "run_openvino": "runtimes",
+    "MissingRuntimeError": "runtimes",
     "export_run": "runs",
     "export_model": "runs",
     "Predictor": "serving",

@@ -78,6 +78,7 @@ def inference_model(
     frames: int | None = None,
     crop: int | None = None,
     fuse: bool = True,
+    logits: bool = False,
 ) -> keras.Model:
     """A float32 inference copy of ``model`` with a fixed ``(frames, crop, crop, 3)`` input and a
     softmax output; BatchNorm folded into the convolutions when ``fuse``.
@@ -87,10 +88,15 @@ def inference_model(
     clips even when ``model`` was built with ``include_preprocessing``.
 
     A consensus model gives a consensus copy (the same segments and reduction) of its network's
-    inference copy; ``frames`` is then per snippet, and logits get a softmax after the consensus."""
+    inference copy; ``frames`` is then per snippet, and logits get a softmax after the consensus.
+
+    ``logits=True`` (a plain network only; a consensus copy keeps its probabilities) leaves the
+    softmax out: the copy returns logits, and carries ``_autox3d_logits = True``."""
     parts = consensus_parts(model)
     if parts is None:
-        return _inference_copy(model, spec, frames, crop, fuse, "softmax")
+        copy = _inference_copy(model, spec, frames, crop, fuse, None if logits else "softmax")
+        copy._autox3d_logits = bool(logits)
+        return copy
     _, network_softmax = _head(parts.network)
     # The network's copy keeps its logits when it has them: the consensus reduces logits.
     plain = _inference_copy(parts.network, spec, frames, crop, fuse, "softmax" if network_softmax else None)
