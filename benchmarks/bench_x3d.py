@@ -4,6 +4,7 @@
     python benchmarks/bench_x3d.py --large --json out.json
     python benchmarks/bench_x3d.py --models XS --batch 1 --runs 20 --no-compare
     python benchmarks/bench_x3d.py --models XS S --tflite   # also the TFLite export at batch 1
+    python benchmarks/bench_x3d.py --models XS S --engine all --omp-passive   # every engine, interleaved
 
 Prints a markdown table (model, batch, ours ms, pytorchvideo ms, ratio ours / pytorchvideo) and
 optionally writes every timing as JSON. A benchmark, not a test: run it on an otherwise idle
@@ -34,6 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
     parser.add_argument("--no-compare", action="store_true", help="ours only")
     parser.add_argument("--tflite", action="store_true", help="also time the TFLite export (XNNPACK) at batch 1")
+    parser.add_argument("--engine", default=None, help="engines, comma-separated (see `autox3d bench --help`), "
+                        "or all; default tf,folded (+ tflite with --tflite)")
     parser.add_argument(
         "--omp-passive",
         action="store_true",
@@ -55,6 +58,16 @@ def main(argv: list[str] | None = None) -> int:
             print("bench_x3d: --omp-passive must take effect before torch is imported", file=sys.stderr)
             return 2
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    engines = None
+    if args.engine is not None:
+        try:
+            engines = bench.parse_engines(args.engine)
+            if args.tflite and "tflite" not in engines:
+                engines.append("tflite")
+            bench.check_engines_available(engines)
+        except ValueError as err:
+            print(f"bench_x3d: {err}", file=sys.stderr)
+            return 2
     bench.configure_threads(args.threads)  # before TensorFlow initialises
     if compare:
         try:
@@ -74,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             warmup=args.warmup,
             compare=compare,
             tflite=args.tflite,
+            engines=engines,
             log=lambda msg: print(f"  {msg} ...", file=sys.stderr, flush=True),
         )
     elapsed = time.time() - start
@@ -84,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{bench.default_threads()} cores visible, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}\n"
     )
     print(bench.format_table(results, markdown=True))
+    for r in results:
+        best = bench.fastest(r)
+        if best is not None and r.reference is not None:
+            print(f"{r.model} batch {r.batch}: fastest {best[0]} {best[1].median_ms:.1f} ms = "
+                  f"{best[1].median_ms / r.reference.median_ms:.3f}x {r.reference_name}")
     if args.json:
         import keras
         import tensorflow as tf
@@ -97,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             "elapsed_s": elapsed,
             "platform": platform.platform(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+            "load_average_after": os.getloadavg()[0],
         }
         if compare:
             import torch

@@ -3,12 +3,17 @@
     autox3d bench X3D_S
     autox3d bench X3D_M --batch 1 8 --threads 2 --runs 10 --compare pytorchvideo --json
     autox3d bench X3D_XS --batch 1 --tflite --compare pytorchvideo
+    autox3d bench X3D_S --engine tf,folded,tflite,tflite-int8,openvino,onnxruntime --compare pytorchvideo
 
 Latency is the median over --runs calls of the compiled graph (tf.function, training=False)
 after --warmup calls; throughput is batch / latency. With --compare pytorchvideo, the
 reference X3D runs on the same values (transposed to channels first) with the same number of
 threads, and the table adds its latency and the ratio ours / reference (below 1: ours faster).
-With --tflite, the TFLite export (batch 1, XNNPACK, same threads) is timed too.
+With --tflite, the TFLite export (batch 1, XNNPACK, same threads) is timed too. --engine picks
+the engines (tf, folded, tflite, tflite-float16, tflite-dynamic, tflite-int8, openvino, openvino-int8,
+onnxruntime, or all): each gets the same clip and threads, and they run interleaved (one call
+each per round); the TFLite files take batch 1 only. OpenVINO and ONNX Runtime need their
+packages (pip install autox3d_tf[runtimes]).
 """
 
 from __future__ import annotations
@@ -42,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare", choices=(REFERENCE_NAME,), help="also time the reference implementation")
     parser.add_argument("--tflite", action="store_true", help="also time the TFLite export at batch 1")
     parser.add_argument(
+        "--engine",
+        default=None,
+        metavar="E[,E...]",
+        help="engines to time, comma-separated: tf, folded, tflite, tflite-float16, tflite-dynamic, tflite-int8, "
+        "openvino, openvino-int8, onnxruntime, or all (default: tf,folded, and tflite with --tflite)",
+    )
+    parser.add_argument(
         "--omp-passive",
         action="store_true",
         help="OMP_WAIT_POLICY=PASSIVE for torch's OpenMP threads (much fairer to torch on a loaded machine)",
@@ -66,6 +78,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         from autox3d_tf.zoo import get_model_config
 
+        engines = None
+        if args.engine is not None:
+            engines = bench.parse_engines(args.engine)
+            if args.tflite and "tflite" not in engines:
+                engines.append("tflite")
+            bench.check_engines_available(engines)
         name = get_model_config(args.model).name
         if args.compare:
             bench.check_reference_available(name)
@@ -79,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             warmup=args.warmup,
             compare=bool(args.compare),
             tflite=args.tflite,
+            engines=engines,
             input_shape=args.input_shape,
             log=None if args.json else (lambda msg: print(f"  timing {msg} ...", file=sys.stderr, flush=True)),
         )
@@ -94,4 +113,9 @@ def run(args: argparse.Namespace) -> int:
         f"{name}: input {shape}, {args.threads} threads, median of {args.runs} runs after {args.warmup} warm-up"
     )
     print(bench.format_table(results, markdown=False))
+    for r in results:
+        best = bench.fastest(r)
+        if best is not None and r.reference is not None:
+            print(f"batch {r.batch}: fastest {best[0]}, {best[1].median_ms:.1f} ms, "
+                  f"{best[1].median_ms / r.reference.median_ms:.3f}x {r.reference_name}")
     return 0

@@ -7,13 +7,14 @@ This is a benchmark library, not a test: numbers depend on the machine and its l
     results = bench.benchmark("X3D_XS", batches=(1, 8), compare=True)
     print(bench.format_table(results))
 
-Method. Ours: ``tf.function(lambda x: model(x, training=False))`` on a random normal clip
-batch ``(B, T, H, W, 3)``, a few warm-up calls (tracing included), then the median of N timed
-calls (each ends with the result copied to numpy). Reference: pytorchvideo's ``create_x3d``
-for the same variant and input size, eval mode, under ``torch.no_grad()``, on the same values
-transposed to ``(B, 3, T, H, W)``, with ``torch.set_num_threads`` equal to TensorFlow's intra-op
-thread count. All of our runs are timed before the reference's, so that the two runtimes' thread
-pools do not compete for cores. Both sides include the softmax classifier.
+Method. One random clip batch: uint8 frames ``(B, T, H, W, 3)`` for the exports (TFLite,
+OpenVINO, ONNX Runtime: they normalise inside) and the same frames normalised for the Keras model
+(``tf.function(lambda x: model(x, training=False))``) and the reference (pytorchvideo's
+``create_x3d`` for the same variant and input size, eval mode, under ``torch.no_grad()``, the values
+transposed to ``(B, 3, T, H, W)``). Every engine gets the same thread count. Warm-up rounds
+(tracing included), then N timed rounds, each calling every engine once in turn (interleaved,
+so that the load of a shared machine hits all alike); the median is reported. Every side includes
+the softmax classifier.
 """
 
 from __future__ import annotations
@@ -78,6 +79,16 @@ class BenchResult:
     reference: Timing | None = None
     reference_name: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    engines: dict[str, Timing] = field(default_factory=dict)
+
+    def timing(self, engine: str) -> Timing | None:
+        """The timing of ``engine`` ("tf", "folded", "tflite", ... see :data:`ENGINES`), or None."""
+        legacy = {"tf": self.ours, "folded": self.folded, "tflite": self.tflite}
+        return legacy[engine] if engine in legacy and legacy[engine] is not None else self.engines.get(engine)
+
+    def engine_ratio(self, engine: str) -> float | None:
+        """``engine`` / reference median latency."""
+        return self._over_reference(self.timing(engine))
 
     def _over_reference(self, timing: Timing | None) -> float | None:
         if self.reference is None or timing is None:
@@ -113,8 +124,14 @@ class BenchResult:
             "reference": None if self.reference is None else self.reference.to_dict(),
             "reference_name": self.reference_name,
             "ratio": self.ratio,
+            "engines": {name: t.to_dict() for name, t in self._all_engines().items()},
+            "engine_ratios": {name: self.engine_ratio(name) for name in self._all_engines()},
             **self.extra,
         }
+
+    def _all_engines(self) -> dict[str, Timing]:
+        names = [e for e in ENGINES if self.timing(e) is not None]
+        return {name: self.timing(name) for name in names}
 
 
 # --------------------------------------------------------------------------------------------
@@ -329,6 +346,139 @@ def build_reference(model_name: str, input_shape: Sequence[int], classes: int = 
 
 
 # --------------------------------------------------------------------------------------------
+# Engines
+# --------------------------------------------------------------------------------------------
+
+# Every engine `benchmark` can time. "tf": the zoo model as a tf.function; "folded": the same with
+# BatchNorm folded (what the SavedModel serves); "tflite*": the TFLite export (float32 / float16
+# weights / dynamic-range / full-integer int8) in the stock interpreter (XNNPACK); "openvino": the
+# OpenVINO IR of the export graph (float32); "openvino-int8": OpenVINO reading the int8 TFLite file;
+# "onnxruntime": the ONNX export in ONNX Runtime. All on the same clip and the same threads.
+ENGINES = ("tf", "folded", "tflite", "tflite-float16", "tflite-dynamic", "tflite-int8", "openvino",
+           "openvino-int8", "onnxruntime")
+# The TFLite files have a fixed batch of 1.
+BATCH1_ONLY = ("tflite", "tflite-float16", "tflite-dynamic", "tflite-int8", "openvino-int8")
+_COLUMN = {"tf": "ours", "folded": "folded", "tflite": "tflite"}
+
+
+def parse_engines(text: str | Sequence[str]) -> list[str]:
+    """``"tf,folded,tflite"`` (or a list) -> engine names, checked against :data:`ENGINES`; "all"
+    is every engine. "tf" is always timed (it is the zoo model itself) and comes first."""
+    items = [e.strip() for e in (text.split(",") if isinstance(text, str) else text) for e in e.split(",")]
+    items = [e for e in items if e]
+    if "all" in items:
+        items = list(ENGINES)
+    unknown = [e for e in items if e not in ENGINES]
+    if unknown:
+        raise ValueError(f"unknown engine(s) {', '.join(unknown)}: choose from {', '.join(ENGINES)} (or all)")
+    return ["tf"] + [e for e in dict.fromkeys(items) if e != "tf"]
+
+
+def _frames_and_inputs(batch: int, shape: Sequence[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same clip for every engine: uint8 frames (what the exports take) and the normalised
+    float32 clip the Keras and PyTorch models take (what the exports compute inside)."""
+    from autox3d_tf.layers.normalization import MEAN, STD
+
+    frames = np.clip(make_inputs(batch, shape, seed) * 64 + 128, 0, 255).astype(np.uint8)
+    x = (frames.astype(np.float32) / 255.0 - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
+    return frames, x.astype(np.float32)
+
+
+class _Engines:
+    """Builds each engine's exported file once (in ``tmp``) and a call for a batch."""
+
+    def __init__(self, model, shape, threads: int, tmp: str, say: Callable[[str], None]):
+        self.model, self.shape, self.threads, self.tmp, self.say = model, shape, threads, tmp, say
+        self._files: dict[str, str] = {}
+        self._fused = None
+
+    def _file(self, kind: str) -> str:
+        if kind not in self._files:
+            from autox3d_tf.export import runtimes
+            from autox3d_tf.export.tflite import export_tflite
+
+            self.say(f"{self.model.name}: exporting {kind}")
+            path = os.path.join(self.tmp, kind.replace("-", "_"))
+            if kind.startswith("tflite"):
+                mode = kind.split("-", 1)[1] if "-" in kind else None
+                self._files[kind] = export_tflite(self.model, path + ".tflite", quantize=mode, calibration_steps=8)
+            elif kind == "onnx":
+                self._files[kind] = runtimes.export_onnx(self.model, path + ".onnx")
+            elif kind == "openvino":
+                self._files[kind] = runtimes.export_openvino(self.model, os.path.join(path, "model.xml"))
+        return self._files[kind]
+
+    def call(self, engine: str, batch: int, frames: np.ndarray, x: np.ndarray) -> Callable[[], Any] | None:
+        """A no-argument call that runs ``engine`` once on the batch, or None where it cannot."""
+        if batch != 1 and engine in BATCH1_ONLY:
+            return None
+        if engine in ("tf", "folded"):
+            import tensorflow as tf
+
+            if engine == "folded" and self._fused is None:
+                from autox3d_tf.models import fuse_for_inference
+
+                self._fused = fuse_for_inference(self.model)
+            net = self.model if engine == "tf" else self._fused
+            fn = tf.function(lambda t: net(t, training=False))
+            tensor = tf.constant(x)
+            return lambda: [np.asarray(o) for o in tf.nest.flatten(fn(tensor))]
+        if engine.startswith("tflite"):
+            import tensorflow as tf
+
+            from autox3d_tf.export.saved_model import SIGNATURE
+
+            interpreter = tf.lite.Interpreter(model_path=self._file(engine), num_threads=self.threads)
+            runner = interpreter.get_signature_runner(SIGNATURE)
+            return lambda: runner(frames=frames)
+        if engine in ("openvino", "openvino-int8"):
+            from autox3d_tf.export.runtimes import openvino_model
+
+            path = self._file("openvino" if engine == "openvino" else "tflite-int8")
+            compiled = openvino_model(path, threads=self.threads, batch=batch if engine == "openvino" else None)
+            request = compiled.create_infer_request()
+            return lambda: request.infer([frames])
+        if engine == "onnxruntime":
+            from autox3d_tf.export.runtimes import onnx_session
+
+            session = onnx_session(self._file("onnx"), threads=self.threads)
+            name = session.get_inputs()[0].name
+            return lambda: session.run(None, {name: frames})
+        raise ValueError(f"unknown engine {engine!r}")
+
+
+def check_engines_available(engines: Sequence[str]) -> None:
+    """Raises a one-line error (a ValueError) when an engine's package is not installed."""
+    from autox3d_tf.export.runtimes import _require
+
+    for engine in engines:
+        if engine.startswith("openvino"):
+            _require("openvino")
+        elif engine == "onnxruntime":
+            _require("tf2onnx")
+            _require("onnxruntime")
+
+
+def time_interleaved(calls: dict[str, Callable[[], Any]], runs: int, warmup: int, batch: int) -> dict[str, Timing]:
+    """Times every call ``runs`` times in rounds (one call of each engine per round, in turn), after
+    ``warmup`` untimed rounds (at least one: tf.function traces on its first call), so that a change
+    of the machine's load hits every engine alike."""
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"`runs` must be >= 1 and `warmup` >= 0, got runs={runs}, warmup={warmup}.")
+    warmup = max(warmup, 1)
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(runs):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: Timing(batch, runs, warmup, t) for name, t in times.items()}
+
+
+# --------------------------------------------------------------------------------------------
 # Driver
 # --------------------------------------------------------------------------------------------
 
@@ -345,27 +495,37 @@ def benchmark(
     seed: int = 0,
     folded: bool = True,
     tflite: bool = False,
+    engines: Sequence[str] | str | None = None,
     log: Callable[[str], None] | None = None,
 ) -> list[BenchResult]:
-    """Times ``model_name`` at each batch size (and pytorchvideo's X3D when ``compare``).
+    """Times ``model_name`` on each engine at each batch size (and pytorchvideo's X3D when ``compare``).
 
     Args:
         model_name: a zoo model name.
         batches: batch sizes.
-        threads: TensorFlow intra/inter-op threads and torch threads; set through
-            :func:`configure_threads` (must happen before TensorFlow initialises; None keeps
-            TensorFlow's current setting and uses :func:`default_threads` for torch).
-        runs, warmup: timed and untimed calls per configuration; the median is reported.
+        threads: TensorFlow intra/inter-op threads, and every other engine's (TFLite, OpenVINO,
+            ONNX Runtime, torch); TensorFlow's are set through :func:`configure_threads` (must
+            happen before TensorFlow initialises; None keeps TensorFlow's current setting and uses
+            :func:`default_threads` for the others).
+        runs, warmup: timed and untimed calls per configuration; the median is reported. Within a
+            batch size the engines (and the reference) run interleaved, one call each per round.
         compare: also time the pytorchvideo reference on the same values.
         input_shape: ``(T, H, W)`` or ``(T, H, W, 3)``; default the model's train clip.
-        seed: seed of the random inputs.
-        folded: also time the inference graph with BatchNorm folded (`fuse_for_inference`).
-        tflite: also time the TFLite export (batch 1 only: the export has a fixed batch of 1).
+        seed: seed of the random clip (uint8 frames for the exports, the same normalised for the models).
+        folded, tflite: without ``engines``, time "folded" / "tflite" too (the defaults of before).
+        engines: names from :data:`ENGINES` (a list or "tf,folded,..."); "tf" is always timed.
+            The batch-1-only engines (:data:`BATCH1_ONLY`) are skipped at other batch sizes.
         log: optional progress callback.
     """
+    import tempfile
+
     from autox3d_tf.zoo import get_model_config, get_model
 
     config = get_model_config(model_name)
+    if engines is None:
+        engines = ["tf"] + (["folded"] if folded else []) + (["tflite"] if tflite else [])
+    engines = parse_engines(engines)
+    check_engines_available(engines)
     if compare:
         check_reference_available(config.name)  # fail before spending minutes on our side
     if threads is not None:
@@ -376,42 +536,47 @@ def benchmark(
     shape = (*(int(d) for d in shape[:3]), 3)
     model = get_model(config.name, input_shape=shape)
     say = log or (lambda _msg: None)
-
-    fused = None
-    if folded:
-        from autox3d_tf.models import fuse_for_inference
-
-        fused = fuse_for_inference(model)
-    results = []
-    for batch in batches:
-        inputs = make_inputs(batch, shape, seed)
-        say(f"{config.name} batch {batch}: ours")
-        result = BenchResult(config.name, int(batch), shape, threads, time_keras(model, inputs, runs=runs, warmup=warmup))
-        if fused is not None:
-            say(f"{config.name} batch {batch}: ours, BatchNorm folded")
-            result.folded = time_keras(fused, inputs, runs=runs, warmup=warmup)
-        results.append(result)
-    if tflite and any(r.batch == 1 for r in results):
-        import tempfile
-
-        from autox3d_tf.export.tflite import export_tflite
-
-        with tempfile.TemporaryDirectory() as tmp:
-            say(f"{config.name} batch 1: ours, TFLite export")
-            path = export_tflite(model, os.path.join(tmp, "model.tflite"))
-            for result in results:
-                if result.batch == 1:
-                    result.tflite = time_tflite(path, make_inputs(1, shape, seed), threads, runs=runs, warmup=warmup)
-    del model, fused
-
+    reference = None
     if compare:
         configure_torch_threads(threads)
         reference = build_reference(config.name, shape)
-        for result in results:
-            say(f"{config.name} batch {result.batch}: {REFERENCE_NAME}")
-            result.reference = time_torch(reference, make_inputs(result.batch, shape, seed), runs=runs, warmup=warmup)
-            result.reference_name = REFERENCE_NAME
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        built = _Engines(model, shape, threads, tmp, say)
+        for batch in batches:
+            frames, x = _frames_and_inputs(batch, shape, seed)
+            calls = {}
+            for engine in engines:
+                call = built.call(engine, batch, frames, x)
+                if call is not None:
+                    calls[engine] = call
+            if reference is not None:
+                calls[REFERENCE_NAME] = _torch_call(reference, x)
+            say(f"{config.name} batch {batch}: {', '.join(calls)}, interleaved")
+            timings = time_interleaved(calls, runs, warmup, int(batch))
+            result = BenchResult(config.name, int(batch), shape, threads, timings.pop("tf"),
+                                 folded=timings.pop("folded", None), tflite=timings.pop("tflite", None))
+            if reference is not None:
+                result.reference = timings.pop(REFERENCE_NAME)
+                result.reference_name = REFERENCE_NAME
+            result.engines = timings
+            results.append(result)
+            del calls
     return results
+
+
+def _torch_call(module, x: np.ndarray) -> Callable[[], Any]:
+    import torch
+
+    module.eval()
+    tensor = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 4, 1, 2, 3)))
+
+    def call():
+        with torch.no_grad():
+            return module(tensor)
+
+    return call
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -420,27 +585,37 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def fastest(result: BenchResult, exported_only: bool = False) -> tuple[str, Timing] | None:
+    """The engine with the lowest median latency for ``result`` (``exported_only``: not "tf"/"folded")."""
+    timed = {e: result.timing(e) for e in ENGINES if result.timing(e) is not None}
+    if exported_only:
+        timed = {e: t for e, t in timed.items() if e not in ("tf", "folded")}
+    if not timed:
+        return None
+    name = min(timed, key=lambda e: timed[e].median_ms)
+    return name, timed[name]
+
+
 def format_table(results: Sequence[BenchResult], markdown: bool = True) -> str:
-    """A table: model, batch, ours ms, clips/s, reference ms, clips/s, ratio ours/reference."""
+    """A table: model, batch, each engine's ms (ours = "tf" and its clips/s first), the reference's
+    ms and clips/s, and each engine's ratio to the reference; columns nobody timed are left out."""
     ref_name = next((r.reference_name for r in results if r.reference_name), REFERENCE_NAME)
-    header = [
-        "model", "batch", "ours ms", "ours clips/s", "folded ms", "tflite ms", f"{ref_name} ms", f"{ref_name} clips/s",
-        "ratio ours/ref", "ratio folded/ref", "ratio tflite/ref",
-    ]  # fmt: skip
+    others = [e for e in ENGINES if e not in _COLUMN]
+    header = (["model", "batch", "ours ms", "ours clips/s", "folded ms", "tflite ms"] + [f"{e} ms" for e in others]
+              + [f"{ref_name} ms", f"{ref_name} clips/s", "ratio ours/ref", "ratio folded/ref", "ratio tflite/ref"]
+              + [f"ratio {e}/ref" for e in others])
+
+    def ms(r, e):
+        t = r.timing(e)
+        return _fmt(t.median_ms if t else None)
+
     rows = [
-        [
-            r.model,
-            str(r.batch),
-            _fmt(r.ours.median_ms),
-            _fmt(r.ours.throughput, 2),
-            _fmt(r.folded.median_ms if r.folded else None),
-            _fmt(r.tflite.median_ms if r.tflite else None),
-            _fmt(r.reference.median_ms if r.reference else None),
-            _fmt(r.reference.throughput if r.reference else None, 2),
-            _fmt(r.ratio, 3),
-            _fmt(r.folded_ratio, 3),
-            _fmt(r.tflite_ratio, 3),
-        ]
+        [r.model, str(r.batch), ms(r, "tf"), _fmt(r.ours.throughput, 2), ms(r, "folded"), ms(r, "tflite")]
+        + [ms(r, e) for e in others]
+        + [_fmt(r.reference.median_ms if r.reference else None),
+           _fmt(r.reference.throughput if r.reference else None, 2),
+           _fmt(r.ratio, 3), _fmt(r.folded_ratio, 3), _fmt(r.tflite_ratio, 3)]
+        + [_fmt(r.engine_ratio(e), 3) for e in others]
         for r in results
     ]
     keep = [i for i, h in enumerate(header) if i < 4 or any(row[i] != "-" for row in rows)]
