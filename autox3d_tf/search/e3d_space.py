@@ -1,8 +1,8 @@
 """E3D's search space as data: five stages of ``Res3DK1DWK1`` blocks, for `entropy_search`.
 
 The space of alibaba/lightweight-neural-architecture-search's ``space_3d_k1dwk1`` in our terms: per
-stage an output width, a bottleneck (inner) width, a depthwise kernel ``(kt, k)`` with ``kt`` in
-{1, 3} and ``k`` in {3, 5}, and a number of blocks; E3D's stem, shortcut rule and head are fixed
+stage an output width, a bottleneck (inner) width, a depthwise kernel ``(kt, k)`` among E3D's
+(1, 3), (1, 5) and (3, 3), and a number of blocks; E3D's stem, shortcut rule and head are fixed
 (`autox3d_tf.arch.e3d.e3d_network`), and so are the stage strides ``(2, 2, 2, 1, 2)``. The
 published E3D-S / M / L are points of `e3d_space` (``contains``), and E3D's layer budget (1 per
 plain convolution, 3 per block: 83 for S and M, 167 for L) is `layer_constraint`.
@@ -29,7 +29,9 @@ from autox3d_tf.search.space import Decision, checked_choices
 
 __all__ = ["E3DSearchSpace", "KERNELS", "e3d_space", "layer_constraint"]
 
-KERNELS: tuple[tuple[int, int], ...] = ((1, 3), (3, 3), (1, 5), (3, 5))  # (kt, k)
+# (kt, k): the kernels of tinynas' space_3d_k1dwk1 (``search_kernel_size_list``); add (3, 5) for
+# the 3x5x5 blocks of autox3d-v1.
+KERNELS: tuple[tuple[int, int], ...] = ((1, 3), (1, 5), (3, 3))
 STRIDES = (2, 2, 2, 1, 2)
 
 
@@ -126,7 +128,8 @@ def e3d_space(variant: str = "S", *, input_frames: int | None = None, input_size
 
     Candidates (multiples of 8, from about half to about twice E3D's values): stage widths
     16-48 / 32-96 / 64-192 / 64-192 / 128-384, bottlenecks 16-64 / 48-192 / 96-288 / 96-288 /
-    192-576 (step 16), the four kernels, and 1-10 blocks per stage (1-16 for L, whose stages have 13).
+    192-576 (step 16), E3D's three kernels, and 1-10 blocks per stage (1-16 for L, whose stages have 13).
+    ``overrides`` go to `E3DSearchSpace`, e.g. ``kernels=KERNELS + ((3, 5),)``.
     """
     key = str(variant).upper()
     if key not in E3D_VARIANTS:
@@ -146,6 +149,20 @@ def e3d_space(variant: str = "S", *, input_frames: int | None = None, input_size
     return E3DSearchSpace(**kwargs)
 
 
-def layer_constraint(max_layers: int) -> Callable[[ArchSpec], bool]:
-    """E3D's layer budget as an `entropy_search` constraint (`autox3d_tf.arch.e3d.e3d_layers`)."""
-    return lambda spec: e3d_layers(spec) <= max_layers
+def layer_constraint(
+    max_layers: int, btn_ratio: tuple[float, float] | None = None
+) -> Callable[[ArchSpec], bool]:
+    """E3D's layer budget as an `entropy_search` constraint (`autox3d_tf.arch.e3d.e3d_layers`).
+
+    ``btn_ratio=(low, high)`` also bounds every stage's bottleneck / width ratio (tinynas mutates
+    the bottleneck as 1.5-4x the width; the published E3D stages lie in [1.33, 2.52]).
+    """
+
+    def check(spec: ArchSpec) -> bool:
+        if e3d_layers(spec) > max_layers:
+            return False
+        if btn_ratio is None:
+            return True
+        return all(btn_ratio[0] <= st.blocks[0].inner_width(st.width) / st.width <= btn_ratio[1] for st in spec.stages)
+
+    return check
