@@ -90,7 +90,7 @@ def test_float16_and_dynamic_convert_and_agree(model, files, clips, tmp_path):
     f16 = export_tflite(model, tmp_path / "f16.tflite", quantize="float16")
     check = _check_file(f16, files["float"], clips, NOT_XNNPACK)
     print("float16 vs float:", check)
-    assert check["top1_agreement"] == 1.0 and check["max_abs_error"] < 1e-3
+    assert check["top1_agreement"] == 1.0 and check["relative_error"] < 0.01
     dyn = export_tflite(model, tmp_path / "dyn.tflite", quantize="dynamic")
     # XNNPACK has no hybrid (int8 weights, float activations) depthwise kernel: those run on TFLite's.
     check = _check_file(dyn, files["float"], clips, NOT_XNNPACK | {"DEPTHWISE_CONV_2D"})

@@ -48,6 +48,7 @@ __all__ = [
     "undelegated_ops",
     "undelegated_op_details",
     "calibration_clips",
+    "labelled_clips",
     "synthetic_clips",
     "compare_outputs",
 ]
@@ -169,6 +170,21 @@ def calibration_clips(source: str | os.PathLike, frames: int, crop: int, *, rate
     TFRecord shards: whatever the evaluation pipelines read): the centre view (one clip, one crop)
     of up to ``count`` videos, ``frames`` frames ``rate`` apart at ``crop``, as the uint8 frames the
     TFLite file takes. Returns a callable that yields them (the pipeline runs when called)."""
+    views = labelled_clips(source, frames, crop, rate=rate, count=count, split=split, class_names=class_names,
+                           mean=mean, std=std)
+
+    def generate():
+        for clip, _ in views():
+            yield clip
+
+    return generate
+
+
+def labelled_clips(source: str | os.PathLike, frames: int, crop: int, *, rate: int = 1, count: int | None = None,
+                   split: str | None = None, class_names: Sequence[str] | None = None,
+                   mean: Sequence[float] = MEAN, std: Sequence[float] = STD) -> Callable[[], Iterator[tuple]]:
+    """As :func:`calibration_clips`, with the labels: yields ``(uint8 [1, T, crop, crop, 3], label)``
+    for each video (all of them when ``count`` is None)."""
     from autox3d_tf.data.clip import ClipSettings
     from autox3d_tf.training.data import eval_dataset
 
@@ -178,12 +194,14 @@ def calibration_clips(source: str | os.PathLike, frames: int, crop: int, *, rate
     clip = ClipSettings(int(frames), int(rate), int(crop), int(crop), (int(crop), int(crop)), tuple(mean), tuple(std))
     ds, _ = eval_dataset(source, None, clip, batch_size=1, num_clips=1, num_crops=1, split=split,
                          class_names=class_names)
+    if count is not None:
+        ds = ds.take(int(count))
     m = np.asarray(mean, np.float32) * 255.0
     s = np.asarray(std, np.float32) * 255.0
 
     def generate():
-        for clips, *_ in ds.take(int(count)):
-            yield np.clip(np.round(clips.numpy() * s + m), 0, 255).astype(np.uint8)
+        for clips, labels, *_ in ds:
+            yield np.clip(np.round(clips.numpy() * s + m), 0, 255).astype(np.uint8), int(labels.numpy()[0])
 
     return generate
 
