@@ -68,7 +68,8 @@ def test_params_and_macs_equal_reference(variant):
     assert e3d_layers(get_spec(f"E3D_{variant}")) == {"S": 83, "M": 83, "L": 167}[variant]
 
 
-@pytest.mark.parametrize("variant", ["M", pytest.param("L", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["M", "L"])
 def test_macs_equal_fvcore_small_clip(variant):
     from autox3d_tf.arch.macs import spec_macs
     from autox3d_tf.flops import count_macs
@@ -102,7 +103,7 @@ def test_logits_e3d_s():
     assert _logit_error("S", *CLIPS["S"]) < TOLERANCE
 
 
-@pytest.mark.parametrize("variant", ["M", "L"])
+@pytest.mark.parametrize("variant", ["M", pytest.param("L", marks=pytest.mark.slow)])
 def test_logits_small_clip(variant):
     assert _logit_error(variant, *SMALL_CLIP) < TOLERANCE
 

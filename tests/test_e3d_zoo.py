@@ -84,7 +84,8 @@ def test_e3d_is_not_a_point_of_autox3d_v1():
     assert not autox3d_v1(input_frames=13, input_size=160).contains(e3d_spec("S"))
 
 
-@pytest.mark.parametrize("variant", ["S", "M", "L"])
+@pytest.mark.parametrize("variant", ["S", pytest.param("M", marks=pytest.mark.slow),
+                                     pytest.param("L", marks=pytest.mark.slow)])
 def test_layers_follow_the_reference(variant):
     model = FACTORIES[variant](input_shape=SMALL, classes=5)
     names = {layer.name for layer in model.layers}
