@@ -63,7 +63,7 @@ def test_descriptors_are_the_spec_ones():
 def test_v1_space_is_unchanged():
     assert V1_BLOCK_TYPES == ("3x3x3", "1x3x3", "5x3x3", "2+1d", "3x5x5")
     assert tuple(BLOCK_KERNELS)[:5] == V1_BLOCK_TYPES  # the old order, new types after it
-    assert set(BLOCK_TYPES) == {*V1_BLOCK_TYPES, *NEW_TYPES, "skip"}
+    assert set(BLOCK_TYPES) == {*V1_BLOCK_TYPES, *NEW_TYPES, "1x5x5", "skip"}  # + E3D's first-stage type
     space = SearchSpace(stage_widths=((8,),), max_depths=(1,))
     assert space.block_types == V1_BLOCK_TYPES
 
