@@ -3,8 +3,8 @@
     autox3d predict demo.mp4 other.mp4 --model X3D_S [--weights kinetics400] [--top 5] [--json]
     autox3d predict clip.mp4 --run_dir runs/mine       # a fine-tuned run: its clip settings and classes
 
-Each video gives one clip of the model's ``frames x sampling_rate`` frames from its middle,
-resized so that its short side is the model's test crop, centre-cropped, normalised with
+Each video gives one clip of the model's ``frames x sampling_rate`` frames from its middle (for
+a run trained with sampling rate 0, ``frames`` frames spread over the whole video), resized so that its short side is the model's test crop, centre-cropped, normalised with
 ``preprocess_input`` and classified. A video that cannot be read (missing, not a video,
 truncated) gives a one-line error naming the file; the other videos are still predicted, and the
 exit status is 1.

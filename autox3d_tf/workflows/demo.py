@@ -79,12 +79,13 @@ def _serve_one(export_dir: str, video: str, frames: int, rate: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from autox3d_tf.data.decode import clip_indices, decode_frames, probe_video
+    from autox3d_tf.data.decode import clip_indices, decode_frames, probe_video, whole_video_indices
 
     info = json.load(open(os.path.join(export_dir, "export.json"), encoding="utf-8"))
     loaded = tf.saved_model.load(info["saved_model"])
     serve = loaded.signatures[info["signature"]]
-    clip = decode_frames(video, clip_indices(probe_video(video).num_frames, frames, rate))
+    n = probe_video(video).num_frames
+    clip = decode_frames(video, whole_video_indices(n, frames) if rate == 0 else clip_indices(n, frames, rate))
     out = serve(frames=tf.constant(clip[None].astype(np.uint8)))
     labels = [v.decode() if isinstance(v, bytes) else str(v) for v in out["top_k_labels"].numpy()[0]]
     scores = [float(v) for v in out["top_k_scores"].numpy()[0]]
