@@ -108,3 +108,12 @@ def _normalised(clip: np.ndarray) -> np.ndarray:
     from autox3d_tf.layers.normalization import MEAN, STD
 
     return (clip.astype(np.float32) / 255.0 - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
+
+
+@pytest.mark.parametrize("n", [60, 23, 10])
+def test_serving_picks_the_evaluation_frames(n):
+    from autox3d_tf.export.saved_model import preprocess_frames
+
+    video = np.stack([np.full((8, 8, 3), 4 * k, np.uint8) for k in range(n)])[None]  # frame k: colour 4k
+    clip = preprocess_frames(tf.constant(video), 4, 8, rate=0).numpy()[0]
+    assert _frame_numbers(clip).tolist() == whole_video_indices(n, 4).tolist()

@@ -16,7 +16,9 @@ A consensus model (`autox3d_tf.models.segment_consensus`, K temporal segments of
 samples its input as the evaluation pipeline's single view does: the given frames split into K
 equal parts, from each the snippet of ``T`` frames ``rate`` apart centred in it
 (`autox3d_tf.data.tf_sampling.snippet_eval_indices_tf`, looping when short); ``K * T`` frames are
-used as they are. Give ``rate`` (a run's export takes the run's).
+used as they are. Give ``rate`` (a run's export takes the run's). A run trained on whole-video clips
+(sampling rate 0) takes the whole video and picks the evaluation pipeline's frames, the centre of
+each of ``T`` equal parts (`autox3d_tf.data.decode.whole_video_indices`): send every frame.
 
 It returns ``probabilities`` ``[batch, classes]``, ``top_k_indices`` (int32), ``top_k_scores``
 and ``top_k_labels`` (strings) ``[batch, k]``. The graph is the BatchNorm-folded inference graph
@@ -143,6 +145,8 @@ def preprocess_frames(
         if rate is None:
             raise ValueError("sampling temporal segments needs the frame rate of a snippet: give rate")
         index = snippet_eval_indices_tf(n, num_frames // segments, int(rate), segments, 1)[0]
+    elif rate == 0:  # a whole-video run: the evaluation's frames, one at the centre of each part
+        index = tf.cast(snippet_eval_indices_tf(n, num_frames, 0, 1, 1)[0], tf.int32)
     else:
         positions = (tf.range(num_frames, dtype=tf.float32) + 0.5) * tf.cast(n, tf.float32) / float(num_frames)
         index = tf.minimum(tf.cast(tf.floor(positions), tf.int32), n - 1)
