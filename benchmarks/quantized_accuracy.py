@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir")
     parser.add_argument("--data", required=True, help="annotation file / folder of the evaluation videos")
     parser.add_argument("--split", default="test")
+    parser.add_argument("--calibration_data", default=None,
+                        help="annotation file / folder of the int8 calibration videos (default: --data)")
     parser.add_argument("--calibration_split", default="train")
     parser.add_argument("--calibration_clips", type=int, default=64)
     parser.add_argument("--modes", default="int8,float16,dynamic")
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out_dir = args.out_dir or os.path.join(args.run_dir, "export_quantized")
     modes = [m for m in args.modes.split(",") if m]
-    info = export_run(args.run_dir, out_dir, tflite=True, quantize=modes, calibration_data=args.data,
+    info = export_run(args.run_dir, out_dir, tflite=True, quantize=modes, calibration_data=args.calibration_data or args.data,
                       calibration_split=args.calibration_split, calibration_steps=args.calibration_clips)
     files = {"float32": info["tflite"], **{m: q["path"] for m, q in info["tflite_quantized"].items()}}
     with open(os.path.join(args.run_dir, "run.json"), encoding="utf-8") as f:
