@@ -73,3 +73,40 @@ def test_cli_unknown_engine_is_a_one_line_error():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "unknown engine(s) cuda" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_cli_compare_times_zoo_models_in_the_same_rounds_with_ratios():
+    """``--compare X3D_XS,AutoX3D_XS``: one row group per model, and main / compared per engine."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    out = subprocess.run(
+        [sys.executable, "-m", "autox3d_tf.cli.main", "bench", "E3D_S", "--compare", "x3d_xs,AutoX3D_XS,E3D_S",
+         "--batch", "1", "--runs", "1", "--warmup", "0", "--threads", "1", "--input-shape", "2", "32", "32",
+         "--engine", "tf", "--json"],
+        capture_output=True, text=True, timeout=600, check=True, env=env,
+    ).stdout  # fmt: skip
+    data = json.loads(out)
+    assert data["model"] == "E3D_S" and data["compare"] == ["X3D_XS", "AutoX3D_XS"]
+    main, x3d, auto = data["results"]
+    assert [r["model"] for r in (main, x3d, auto)] == ["E3D_S", "X3D_XS", "AutoX3D_XS"]
+    assert all(r["input_shape"] == [2, 32, 32, 3] and r["batch"] == 1 for r in (main, x3d, auto))
+    assert set(main["engines"]) == set(x3d["engines"]) == {"tf"} and x3d["ratio_to_compared"] == {}
+    for name, other in (("X3D_XS", x3d), ("AutoX3D_XS", auto)):
+        ratio = main["ratio_to_compared"][name]["tf"]
+        assert ratio == pytest.approx(main["ours"]["median_ms"] / other["ours"]["median_ms"])
+
+
+def test_compare_ratio_table_and_unknown_names():
+    from autox3d_tf.workflows.bench import format_ratios, parse_compare
+
+    assert parse_compare("pytorchvideo, x3d_s,X3D_S,e3d_s", "E3D_S") == ["pytorchvideo", "X3D_S"]
+    timing = lambda ms: Timing(1, 1, 0, [ms])  # noqa: E731
+    main = BenchResult("E3D_S", 1, (13, 160, 160, 3), 2, timing(50.0), folded=timing(40.0),
+                       compared={"X3D_S": {"tf": 0.5, "folded": 0.4}})
+    header, _, row = format_ratios([main, BenchResult("X3D_S", 1, (13, 160, 160, 3), 2, timing(100.0))]).splitlines()
+    assert [c.strip() for c in row.strip("|").split("|")] == ["E3D_S / X3D_S", "1", "0.500", "0.400"]
+    assert format_ratios([BenchResult("X3D_S", 1, (13, 160, 160, 3), 2, timing(100.0))]) == ""
+    proc = subprocess.run([sys.executable, "-m", "autox3d_tf.cli.main", "bench", "E3D_S", "--compare", "X3D_S,X3D_Q"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "unknown --compare name(s) X3D_Q" in last and "pytorchvideo, X3D_XS" in last and "E3D_S" in last

@@ -1,4 +1,4 @@
-"""CPU latency / throughput of zoo models, optionally side by side with pytorchvideo.
+"""CPU latency / throughput of zoo models, optionally side by side with pytorchvideo and other zoo models.
 
 This is a benchmark library, not a test: numbers depend on the machine and its load.
 
@@ -80,6 +80,8 @@ class BenchResult:
     reference_name: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     engines: dict[str, Timing] = field(default_factory=dict)
+    # Main model's rows only: compared zoo model -> engine -> main / compared median latency.
+    compared: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def timing(self, engine: str) -> Timing | None:
         """The timing of ``engine`` ("tf", "folded", "tflite", ... see :data:`ENGINES`), or None."""
@@ -126,6 +128,7 @@ class BenchResult:
             "ratio": self.ratio,
             "engines": {name: t.to_dict() for name, t in self._all_engines().items()},
             "engine_ratios": {name: self.engine_ratio(name) for name in self._all_engines()},
+            "ratio_to_compared": {name: dict(ratios) for name, ratios in self.compared.items()},
             **self.extra,
         }
 
@@ -374,6 +377,24 @@ def parse_engines(text: str | Sequence[str]) -> list[str]:
     return ["tf"] + [e for e in dict.fromkeys(items) if e != "tf"]
 
 
+def parse_compare(text: str | Sequence[str], model_name: str | None = None) -> list[str]:
+    """``"pytorchvideo,X3D_S,autox3d_s"`` (or a list) -> the names to compare with: :data:`REFERENCE_NAME`
+    and zoo model names (canonical spelling, case-insensitive, duplicates and ``model_name`` itself
+    dropped). Unknown names raise a one-line ValueError that lists the valid choices."""
+    from autox3d_tf.zoo import get_model_config, list_models
+
+    items = [e.strip() for e in (text.split(",") if isinstance(text, str) else text) for e in e.split(",")]
+    items = [e for e in items if e]
+    known = {n.lower(): n for n in list_models()}
+    unknown = [e for e in items if e.lower() != REFERENCE_NAME and e.lower() not in known]
+    if unknown or not items:
+        raise ValueError(f"unknown --compare name(s) {', '.join(unknown) or '(none given)'}: choose from "
+                         f"{REFERENCE_NAME}, {', '.join(list_models())} (comma-separated)")
+    main = get_model_config(model_name).name if model_name else None
+    names = [REFERENCE_NAME if e.lower() == REFERENCE_NAME else known[e.lower()] for e in items]
+    return [n for n in dict.fromkeys(names) if n != main]
+
+
 def _frames_and_inputs(batch: int, shape: Sequence[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The same clip for every engine: uint8 frames (what the exports take) and the normalised
     float32 clip the Keras and PyTorch models take (what the exports compute inside)."""
@@ -490,7 +511,7 @@ def benchmark(
     threads: int | None = None,
     runs: int = 10,
     warmup: int = 2,
-    compare: bool = False,
+    compare: bool | str | Sequence[str] = False,
     input_shape: Sequence[int] | None = None,
     seed: int = 0,
     folded: bool = True,
@@ -498,7 +519,8 @@ def benchmark(
     engines: Sequence[str] | str | None = None,
     log: Callable[[str], None] | None = None,
 ) -> list[BenchResult]:
-    """Times ``model_name`` on each engine at each batch size (and pytorchvideo's X3D when ``compare``).
+    """Times ``model_name`` on each engine at each batch size (and pytorchvideo's X3D and other zoo
+    models when ``compare`` names them).
 
     Args:
         model_name: a zoo model name.
@@ -509,7 +531,11 @@ def benchmark(
             :func:`default_threads` for the others).
         runs, warmup: timed and untimed calls per configuration; the median is reported. Within a
             batch size the engines (and the reference) run interleaved, one call each per round.
-        compare: also time the pytorchvideo reference on the same values.
+        compare: True: also time the pytorchvideo reference on the same values; or names (a list or
+            "pytorchvideo,X3D_S,..."; see :func:`parse_compare`): the reference and/or zoo models, each
+            timed with the same engines, threads and batch sizes on its own clip (its train clip, or
+            ``input_shape``), interleaved in the same rounds. Their rows follow the main model's (one
+            group per model), and the main model's rows get ``compared``: main / compared per engine.
         input_shape: ``(T, H, W)`` or ``(T, H, W, 3)``; default the model's train clip.
         seed: seed of the random clip (uint8 frames for the exports, the same normalised for the models).
         folded, tflite: without ``engines``, time "folded" / "tflite" too (the defaults of before).
@@ -526,15 +552,27 @@ def benchmark(
         engines = ["tf"] + (["folded"] if folded else []) + (["tflite"] if tflite else [])
     engines = parse_engines(engines)
     check_engines_available(engines)
+    if isinstance(compare, bool) or not compare:
+        names = [REFERENCE_NAME] if compare is True else []
+    else:
+        names = parse_compare(compare, config.name)
+    others = [n for n in names if n != REFERENCE_NAME]
+    compare = REFERENCE_NAME in names
     if compare:
         check_reference_available(config.name)  # fail before spending minutes on our side
     if threads is not None:
         configure_threads(threads)
     else:
         threads = default_threads()
-    shape = tuple(input_shape) if input_shape is not None else config.input_shape[:3]
-    shape = (*(int(d) for d in shape[:3]), 3)
+
+    def clip(cfg):
+        shape = tuple(input_shape) if input_shape is not None else cfg.input_shape[:3]
+        return (*(int(d) for d in shape[:3]), 3)
+
+    shape = clip(config)
     model = get_model(config.name, input_shape=shape)
+    shapes = {name: clip(get_model_config(name)) for name in others}
+    models = {name: get_model(name, input_shape=shapes[name]) for name in others}
     say = log or (lambda _msg: None)
     reference = None
     if compare:
@@ -542,8 +580,13 @@ def benchmark(
         reference = build_reference(config.name, shape)
 
     results = []
+    side: dict[str, list[BenchResult]] = {name: [] for name in others}
     with tempfile.TemporaryDirectory() as tmp:
         built = _Engines(model, shape, threads, tmp, say)
+        built_others = {}
+        for name in others:
+            os.makedirs(os.path.join(tmp, name))
+            built_others[name] = _Engines(models[name], shapes[name], threads, os.path.join(tmp, name), say)
         for batch in batches:
             frames, x = _frames_and_inputs(batch, shape, seed)
             calls = {}
@@ -553,17 +596,32 @@ def benchmark(
                     calls[engine] = call
             if reference is not None:
                 calls[REFERENCE_NAME] = _torch_call(reference, x)
+            for name in others:  # "<model>:<engine>", after the main model's, in the same rounds
+                other_frames, other_x = _frames_and_inputs(batch, shapes[name], seed)
+                for engine in engines:
+                    call = built_others[name].call(engine, batch, other_frames, other_x)
+                    if call is not None:
+                        calls[f"{name}:{engine}"] = call
             say(f"{config.name} batch {batch}: {', '.join(calls)}, interleaved")
             timings = time_interleaved(calls, runs, warmup, int(batch))
+            for name in others:
+                mine = {e: timings.pop(f"{name}:{e}") for e in engines if f"{name}:{e}" in timings}
+                side[name].append(BenchResult(name, int(batch), shapes[name], threads, mine.pop("tf"),
+                                              folded=mine.pop("folded", None), tflite=mine.pop("tflite", None),
+                                              engines=mine))
             result = BenchResult(config.name, int(batch), shape, threads, timings.pop("tf"),
                                  folded=timings.pop("folded", None), tflite=timings.pop("tflite", None))
             if reference is not None:
                 result.reference = timings.pop(REFERENCE_NAME)
                 result.reference_name = REFERENCE_NAME
             result.engines = timings
+            for name in others:
+                theirs = side[name][-1]
+                result.compared[name] = {e: result.timing(e).median_ms / theirs.timing(e).median_ms
+                                         for e in ENGINES if result.timing(e) and theirs.timing(e)}
             results.append(result)
             del calls
-    return results
+    return results + [r for name in others for r in side[name]]
 
 
 def _torch_call(module, x: np.ndarray) -> Callable[[], Any]:
@@ -619,7 +677,11 @@ def format_table(results: Sequence[BenchResult], markdown: bool = True) -> str:
         for r in results
     ]
     keep = [i for i, h in enumerate(header) if i < 4 or any(row[i] != "-" for row in rows)]
-    header, rows = [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
+    return _render([header[i] for i in keep], [[row[i] for i in keep] for row in rows], markdown)
+
+
+def _render(header: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool) -> str:
+    """Markdown (or aligned plain text) table; the first column left-aligned, the others right."""
     widths = [max(len(x[i]) for x in [header, *rows]) for i in range(len(header))]
 
     def cells(row: Sequence[str]) -> list[str]:
@@ -632,3 +694,17 @@ def format_table(results: Sequence[BenchResult], markdown: bool = True) -> str:
     else:
         lines = ["  ".join(cells(row)) for row in [header, *rows]]
     return "\n".join(lines)
+
+
+
+def format_ratios(results: Sequence[BenchResult], markdown: bool = True) -> str:
+    """A table of the main model's median latency over each compared zoo model's, per batch size
+    and engine (below 1: the main model is faster); empty when no zoo model was compared."""
+    rows = [(r, name, ratios) for r in results for name, ratios in r.compared.items()]
+    if not rows:
+        return ""
+    engines = [e for e in ENGINES if any(e in ratios for _, _, ratios in rows)]
+    header = ["ratio", "batch"] + engines
+    body = [[f"{r.model} / {name}", str(r.batch)] + [_fmt(ratios.get(e), 3) for e in engines]
+            for r, name, ratios in rows]
+    return _render(header, body, markdown)
