@@ -304,6 +304,10 @@ class ArchSpec:
         head_activation: activation after that layer: "relu" (X3D) or "swish" (E3D).
         head_bias: whether that layer has a bias (E3D's has, X3D's has not).
         space: the family this spec belongs to (`SPACES`): "autox3d-v1" or "e3d".
+        causal: the causal form of the network (`autox3d_tf.layers.causal`): temporal
+            convolutions padded on the past side only and squeeze-excitation on a cumulative
+            average over time, so that the output at frame t depends only on frames up to t and the
+            network can stream frame by frame (`autox3d_tf.models.streaming`). Same weights and MACs.
     """
 
     name: str
@@ -317,6 +321,7 @@ class ArchSpec:
     head_activation: str = RELU
     head_bias: bool = False
     space: str = SPACE_NAME
+    causal: bool = False
     notes: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -334,6 +339,8 @@ class ArchSpec:
             raise SpecError(f"head_activation {self.head_activation!r} is unknown; valid values are {[RELU, SWISH]}.")
         if not isinstance(self.head_bias, bool):
             raise SpecError(f"head_bias must be true or false, got {self.head_bias!r}.")
+        if not isinstance(self.causal, bool):
+            raise SpecError(f"causal must be true or false, got {self.causal!r}.")
         stages = tuple(self.stages)
         if not stages:
             raise SpecError("a spec needs at least one stage.")
@@ -376,6 +383,8 @@ class ArchSpec:
             data["head_activation"] = self.head_activation
         if self.head_bias:
             data["head_bias"] = True
+        if self.causal:
+            data["causal"] = True
         if self.notes:
             data["notes"] = self.notes
         return data

@@ -17,7 +17,16 @@ from keras import layers
 
 from autox3d_tf.arch import naming
 from autox3d_tf.arch.spec import POOL, PROJECTION, RELU, SE_RATIO, ArchSpec, BlockSpec, round_width
-from autox3d_tf.layers import DepthwiseConv3D, FrameConv3D, FramePooling2D, PixelNormalization, PointwiseConv3D
+from autox3d_tf.layers import (
+    CumulativeAveragePooling3D,
+    DepthwiseConv3D,
+    FrameConv3D,
+    FramePooling2D,
+    PixelNormalization,
+    PointwiseConv3D,
+    TemporalBuffer,
+    causal_padding,
+)
 from autox3d_tf.models.pseudo3d import FOLD_PARTS, combine_pseudo3d, pseudo3d_convs
 from autox3d_tf.models.video_model import VideoModel
 
@@ -87,14 +96,64 @@ def validate_input_shape(input_shape: Sequence[int | None] | None, spec: ArchSpe
 
 
 class _Graph:
-    """Build options shared by the helpers: BatchNorm folded into the convolution before it?"""
+    """Build options shared by the helpers: BatchNorm folded into the convolution before it?
+    The causal form of the network? Its streaming form (`autox3d_tf.models.streaming`), whose
+    state inputs and outputs the helpers collect in ``states_in`` / ``states_out``?"""
 
-    def __init__(self, fold_batch_norm: bool):
+    def __init__(self, fold_batch_norm: bool, causal: bool = False, stream: bool = False,
+                 batch_size: int | None = None):
         self.fold = fold_batch_norm
+        self.causal = causal or stream
+        self.stream = stream
+        self.batch_size = batch_size
+        self.states_in: dict[str, object] = {}
+        self.states_out: dict[str, object] = {}
         self.folded: dict[str, str] = {}  # convolution layer name -> the BatchNorm folded into it
         # convolution layer name -> the parts of its BatchNorm it takes ("scale", "bias"), where
         # not both (the two convolutions of a pseudo-3D block share one BatchNorm)
         self.fold_parts: dict[str, tuple[str, ...]] = {}
+
+    def padding(self, kernel, dilation: int = 1):
+        """A depthwise convolution's padding: PyTorch's symmetric ``k // 2`` (``dilation * (kt // 2)``
+        frames in time); in a causal network only on the past side in time; in a stream none in
+        time (its `TemporalBuffer` holds the past frames)."""
+        if not self.causal:
+            if dilation == 1:
+                return tuple(k // 2 for k in kernel)
+            return (dilation * (kernel[0] // 2), kernel[1] // 2, kernel[2] // 2)
+        pads = causal_padding(kernel, dilation)
+        return ((0, 0), *pads[1:]) if self.stream else pads
+
+    def _state(self, name: str, shape: tuple):
+        state = keras.Input(shape=shape, batch_size=self.batch_size, name=name)
+        self.states_in[name] = state
+        return state
+
+    def apply(self, conv, x):
+        """``conv(x)``; in a stream, a temporal convolution takes its input after the past frames
+        it needs (a `TemporalBuffer` ``{conv.name}_buffer`` with a state input and output
+        ``{conv.name}_state``)."""
+        if self.stream and isinstance(conv, DepthwiseConv3D):
+            span = (conv.kernel_size[0] - 1) * conv.dilation_rate[0] + 1
+            if span > 1:
+                name = f"{conv.name}_state"
+                state = self._state(name, (span - 1, *x.shape[2:]))
+                x, self.states_out[name] = TemporalBuffer(span - 1, name=f"{conv.name}_buffer")(x, state)
+        return conv(x)
+
+    def time_average(self, x, name: str, keepdims: bool):
+        """The average over space and time before the squeeze-excitation's or the head's dense
+        layers: global, or in a causal network cumulative (with states ``{name}_total`` and
+        ``{name}_count`` in a stream)."""
+        if not self.causal:
+            return layers.GlobalAveragePooling3D(keepdims=keepdims, name=name)(x)
+        pool = CumulativeAveragePooling3D(keepdims=keepdims, name=name)
+        if not self.stream:
+            return pool(x)
+        total = self._state(f"{name}_total", (x.shape[-1],))
+        count = self._state(f"{name}_count", (1,))
+        y, self.states_out[f"{name}_total"], self.states_out[f"{name}_count"] = pool(x, total, count)
+        return y
 
     def norm_parts(self, y, convs, parts, bn_name: str):
         """BatchNorm ``bn_name`` on ``y``, computed by ``convs``; folded, ``parts[i]`` of it go to
@@ -112,8 +171,8 @@ class _Graph:
         """Applies ``conv``, then BatchNorm (or the bias it folds into) and an optional ReLU."""
         if self.fold:
             self.folded[conv.name] = bn_name
-            return conv(x)
-        x = _bn(bn_name, zero_gamma)(conv(x))
+            return self.apply(conv, x)
+        x = _bn(bn_name, zero_gamma)(self.apply(conv, x))
         return layers.ReLU(name=relu_name)(x) if relu_name else x
 
 
@@ -138,7 +197,7 @@ def network_stem(x, spec: ArchSpec, g: _Graph | None = None):
     x = spatial(x)
     conv = DepthwiseConv3D(
         (k, 1, 1),
-        padding=(k // 2, 0, 0),
+        padding=g.padding((k, 1, 1)),
         use_bias=g.fold,
         kernel_initializer=fresh_initializer(DEPTHWISE_INIT),
         name=naming.STEM_CONV_TEMPORAL,
@@ -147,10 +206,10 @@ def network_stem(x, spec: ArchSpec, g: _Graph | None = None):
     return layers.ReLU(name=naming.STEM_RELU)(x)
 
 
-def _squeeze_excite(x, channels: int, prefix: str):
+def _squeeze_excite(x, channels: int, prefix: str, g: _Graph):
     reduced = round_width(channels, SE_RATIO)
     name = functools.partial(naming.block_layer, prefix)
-    s = layers.GlobalAveragePooling3D(keepdims=True, name=name(naming.SE_POOL))(x)
+    s = g.time_average(x, name(naming.SE_POOL), keepdims=True)
     s = layers.Dense(reduced, activation="relu", kernel_initializer=fresh_initializer(CONV_INIT), name=name(naming.SE_REDUCE))(s)
     s = layers.Dense(channels, activation="sigmoid", kernel_initializer=fresh_initializer(CONV_INIT), name=name(naming.SE_EXPAND))(s)
     return layers.Multiply(name=name(naming.SE_SCALE))([x, s])
@@ -195,8 +254,10 @@ def residual_block(x, block: BlockSpec, in_width: int, width: int, stride: int, 
             names=(name(naming.depthwise_role(0, 2)), name(naming.depthwise_role(1, 2))),
             biases=(g.fold and "bias" in parts[0], g.fold and "bias" in parts[1]),
             initializer=lambda: fresh_initializer(DEPTHWISE_INIT),
+            temporal_padding=g.padding(op.temporal_kernel, op.temporal_dilation),
         )
-        y = combine_pseudo3d(y, spatial, temporal, op.topology, name=name(naming.CONV_B_ADD))
+        y = combine_pseudo3d(y, functools.partial(g.apply, spatial), functools.partial(g.apply, temporal),
+                             op.topology, name=name(naming.CONV_B_ADD))
         y = g.norm_parts(y, (spatial, temporal), parts, name(naming.BN_B))
         kernels = ()
     for i, kernel in enumerate(kernels):
@@ -204,14 +265,14 @@ def residual_block(x, block: BlockSpec, in_width: int, width: int, stride: int, 
         conv = DepthwiseConv3D(
             kernel,
             strides=strides if i == 0 else 1,
-            padding=tuple(k // 2 for k in kernel),
+            padding=g.padding(kernel),
             use_bias=g.fold and last,
             kernel_initializer=fresh_initializer(DEPTHWISE_INIT),
             name=name(naming.depthwise_role(i, len(kernels))),
         )
-        y = g.norm(y, conv, name(naming.BN_B)) if last else conv(y)
+        y = g.norm(y, conv, name(naming.BN_B)) if last else g.apply(conv, y)
     if block.attention == "se":
-        y = _squeeze_excite(y, inner, prefix)
+        y = _squeeze_excite(y, inner, prefix, g)
     if block.activation == RELU:
         y = layers.ReLU(name=name(naming.RELU_B))(y)
     else:
@@ -228,10 +289,12 @@ def residual_block(x, block: BlockSpec, in_width: int, width: int, stride: int, 
 
 def network_head(x, spec: ArchSpec, g: _Graph | None = None, *, include_top: bool = True,
                  pooling: str | None = None, classes: int = 400, classifier_activation: str | None = "softmax",
-                 dropout_rate: float = 0.5):
+                 dropout_rate: float = 0.5, frame_outputs: bool = False):
     """The head on the last stage's output ``x``: the 1x1x1 convolution, BN
     and ReLU; with the top (or ``pooling``) the pooling and the projection; with the top the dropout
-    and the classifier."""
+    and the classifier. With ``frame_outputs`` (a causal network) the average pooling is
+    cumulative over time, and the outputs are per frame, ``(batch, frames, ...)``; a causal
+    network without it pools globally, which is its cumulative average at the last frame."""
     g = g or _Graph(False)
     relu = "relu" if g.fold else None
     head = PointwiseConv3D(spec.head_width, use_bias=g.fold, activation=relu, kernel_initializer=fresh_initializer(CONV_INIT), name=naming.HEAD_CONV)
@@ -239,7 +302,13 @@ def network_head(x, spec: ArchSpec, g: _Graph | None = None, *, include_top: boo
 
     if include_top or pooling is not None:
         if include_top or pooling == "avg":
-            x = layers.GlobalAveragePooling3D(name=naming.HEAD_POOL if include_top else naming.AVG_POOL)(x)
+            pool_name = naming.HEAD_POOL if include_top else naming.AVG_POOL
+            if frame_outputs or g.stream:
+                x = g.time_average(x, pool_name, keepdims=False)
+            else:
+                x = layers.GlobalAveragePooling3D(name=pool_name)(x)
+        elif g.stream or frame_outputs:
+            raise ValueError("Per-frame outputs need `pooling='avg'` (or the top): a cumulative max is not built.")
         else:
             x = layers.GlobalMaxPooling3D(name=naming.MAX_POOL)(x)
         if spec.head_hidden:
@@ -257,6 +326,22 @@ def network_head(x, spec: ArchSpec, g: _Graph | None = None, *, include_top: boo
     return x
 
 
+def network(inputs, spec: ArchSpec, g: _Graph, *, include_preprocessing: bool = False, **head):
+    """The whole network on ``inputs`` as ``g`` builds it: preprocessing, stem, stages, head
+    (``head``: `network_head`'s keyword arguments)."""
+    x = PixelNormalization(name=naming.PREPROCESSING)(inputs) if include_preprocessing else inputs
+    x = network_stem(x, spec, g)
+    in_width = spec.stem_width
+    for s, stage in enumerate(spec.stages, start=1):
+        for b, block in enumerate(stage.blocks):
+            if block.is_skip:
+                continue
+            stride = stage.stride if b == 0 else 1
+            x = residual_block(x, block, in_width, stage.width, stride, naming.block_prefix(s, b), g)
+            in_width = stage.width
+    return network_head(x, spec, g, **head)
+
+
 def build_model(
     spec: ArchSpec,
     *,
@@ -270,6 +355,7 @@ def build_model(
     name: str | None = None,
     fold_batch_norm: bool = False,
     include_preprocessing: bool = False,
+    frame_outputs: bool = False,
 ) -> VideoModel:
     """Builds the network described by ``spec``.
 
@@ -292,6 +378,9 @@ def build_model(
             convolution before it (see `fuse_for_inference`, which also folds the weights).
         include_preprocessing: the model takes RGB pixels in [0, 255] (uint8 or float) and
             normalises them itself (a `PixelNormalization` layer named "preprocessing" first).
+        frame_outputs: for a causal spec (``spec.causal``): the outputs at every frame,
+            ``(batch, frames, classes)`` (the head's pooling a cumulative average over time), instead
+            of the output at the last frame. Same weights.
 
     Returns:
         A functional `VideoModel` (a ``keras.Model`` carrying ``spec`` and these options) taking
@@ -306,26 +395,20 @@ def build_model(
     if not 0.0 <= float(dropout_rate) < 1.0:
         raise ValueError(f"`dropout_rate` must be in [0, 1), got {dropout_rate!r}.")
     shape = validate_input_shape(input_shape, spec)
+    if frame_outputs and not spec.causal:
+        raise ValueError(
+            "`frame_outputs=True` needs a causal network (`causal=True`): a non-causal network's output "
+            "at frame t depends on later frames."
+        )
 
     if input_tensor is None:
         inputs = keras.Input(shape=shape, name=naming.INPUTS)
     else:
         inputs = input_tensor
-    g = _Graph(fold_batch_norm)
-    x = PixelNormalization(name=naming.PREPROCESSING)(inputs) if include_preprocessing else inputs
-    x = network_stem(x, spec, g)
-
-    in_width = spec.stem_width
-    for s, stage in enumerate(spec.stages, start=1):
-        for b, block in enumerate(stage.blocks):
-            if block.is_skip:
-                continue
-            stride = stage.stride if b == 0 else 1
-            x = residual_block(x, block, in_width, stage.width, stride, naming.block_prefix(s, b), g)
-            in_width = stage.width
-
-    x = network_head(x, spec, g, include_top=include_top, pooling=pooling, classes=classes,
-                     classifier_activation=classifier_activation, dropout_rate=dropout_rate)
+    g = _Graph(fold_batch_norm, causal=spec.causal)
+    x = network(inputs, spec, g, include_top=include_top, pooling=pooling, classes=classes,
+                classifier_activation=classifier_activation, dropout_rate=dropout_rate,
+                include_preprocessing=include_preprocessing, frame_outputs=frame_outputs)
 
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)
@@ -338,6 +421,8 @@ def build_model(
         "include_preprocessing": bool(include_preprocessing),
         "fold_batch_norm": bool(fold_batch_norm),
     }
+    if frame_outputs:
+        options["frame_outputs"] = True
     model = VideoModel(inputs, x, name=name or spec.name, arch_spec=spec, build_options=options)
     model.folded_batch_norms = dict(g.folded)
     model.folded_batch_norm_parts = dict(g.fold_parts)

@@ -82,6 +82,7 @@ def pseudo3d_convs(
     names: tuple[str | None, str | None] = (None, None),
     biases: tuple[bool, bool] = (False, False),
     initializer: Callable[[], Any] | None = None,
+    temporal_padding: Any = None,
     **kwargs: Any,
 ) -> tuple[DepthwiseConv3D, DepthwiseConv3D]:
     """The ``(spatial, temporal)`` depthwise convolutions of ``op`` for `combine_pseudo3d`.
@@ -90,7 +91,8 @@ def pseudo3d_convs(
     time and, at stride 1, space keep their size. ``stride`` (spatial) goes to the spatial
     convolution, and in a parallel operator also to the temporal one (a ``(kt, 1, 1)`` kernel
     with strides ``(1, s, s)``), which then sees the operator's input. ``initializer()``, when
-    given, makes each layer's own kernel initializer; other ``kwargs`` go to both layers.
+    given, makes each layer's own kernel initializer; ``temporal_padding``, when given, replaces the
+    temporal convolution's padding (a causal network's); other ``kwargs`` go to both layers.
     """
     if initializer is not None:
         kwargs_s = {**kwargs, "kernel_initializer": initializer()}
@@ -110,7 +112,7 @@ def pseudo3d_convs(
     temporal = DepthwiseConv3D(
         op.temporal_kernel,
         strides=strides if op.topology == PARALLEL else 1,
-        padding=(op.temporal_dilation * (kt // 2), 0, 0),
+        padding=(op.temporal_dilation * (kt // 2), 0, 0) if temporal_padding is None else temporal_padding,
         dilation_rate=(op.temporal_dilation, 1, 1),
         use_bias=biases[1],
         name=names[1],
