@@ -179,6 +179,7 @@ def train(
     seed: int | None = 0,
     verbose: int | str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    causal: bool = False,
 ) -> TrainResult:
     """Trains a zoo model or an ``ArchSpec`` on a video dataset with the X3D recipe.
 
@@ -223,9 +224,15 @@ def train(
       seed: seeds weights initialisation and the data pipeline.
       verbose: ``model.fit`` verbosity (1: progress bar).
       callbacks: extra Keras callbacks (run after the run's own).
+      causal: train the causal form of the architecture (`ArchSpec.causal`; recorded in the run's
+        spec, so evaluation, export and streaming rebuild it).
     """
     t0 = time.time()
     arch, zoo_name = resolve_spec(model, spec)
+    if causal:
+        if not isinstance(arch, ArchSpec):
+            raise ValueError("causal=True needs an X3D-style architecture (an ArchSpec), not a cell network")
+        arch = arch.replace(causal=True)
     segments = check_segments(segments)
     if segment_consensus not in CONSENSUS_MODES:
         raise ValueError(f"segment_consensus must be one of {CONSENSUS_MODES}, got {segment_consensus!r}")

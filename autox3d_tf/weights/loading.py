@@ -18,9 +18,11 @@ layer is copied by name.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field
 
 from autox3d_tf.arch import naming
@@ -289,6 +291,34 @@ def _assign_all(model, donor, skip: set[str]) -> tuple[list[str], int]:
     return [layer.name for layer, _ in plan], sum(len(values) for _, values in plan)
 
 
+# Loading non-causal weights into a causal model: what the warning says (README, "Causal models").
+NON_CAUSAL_WEIGHTS_WARNING = (
+    "{model}: the weights {weights!r} were trained non-causal (every temporal convolution centred, "
+    "squeeze-excitation on the whole clip); the causal model shifts each temporal kernel into the past, "
+    "which changes its outputs: measured on X3D-XS trained on the synthetic motion set, top-1 fell from "
+    "{measured}. Fine-tune the causal model (model.fit, or `autox3d train --causal`) before using it."
+)
+NON_CAUSAL_MEASURED = "TODO-MEASURE"
+
+
+def _weights_are_causal(weights) -> bool | None:
+    """Whether ``weights`` come from a causal network: False for a registered dataset or a PyTorch
+    checkpoint (the reference codes train non-causal), a run folder's ``spec.json`` says, None when
+    the file does not tell (a bare ``.weights.h5``)."""
+    path = os.fspath(weights)
+    if not os.path.exists(path):
+        return False  # a registered dataset name
+    if os.path.isdir(path):
+        try:
+            with open(os.path.join(path, "spec.json"), encoding="utf-8") as f:
+                return bool(json.load(f).get("causal", False))
+        except (OSError, ValueError, AttributeError):
+            return None
+    if path.endswith(".h5"):
+        return None
+    return False
+
+
 def load_pretrained(model, model_name: str, weights: str | os.PathLike) -> PretrainedReport:
     """Loads ``weights`` into a model built by `build_model` (called by every zoo factory).
 
@@ -312,6 +342,10 @@ def load_pretrained(model, model_name: str, weights: str | os.PathLike) -> Pretr
         raise ValueError("`weights` is None: nothing to load.")
     if getattr(model, "build_options", {}).get("fold_batch_norm"):
         raise ValueError("Load pretrained weights into the unfolded model, then call fuse_for_inference.")
+    spec = getattr(model, "arch_spec", None)
+    if spec is not None and getattr(spec, "causal", False) and _weights_are_causal(weights) is False:
+        warnings.warn(NON_CAUSAL_WEIGHTS_WARNING.format(model=model_name, weights=os.fspath(weights),
+                                                        measured=NON_CAUSAL_MEASURED), UserWarning, stacklevel=4)
     if kind == "path":
         return _load_file(model, weights, resolve_weights_path(weights))
     path = os.fspath(get_weights_file(model_name, kind))

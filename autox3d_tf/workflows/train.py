@@ -64,6 +64,8 @@ FLAGS.string("classes", None, "Class-map file (default: a folder's class sub-fol
              "beside to-tfrecord shards, else classes.json beside the data).")
 FLAGS.string("train_split", None, "Kinetics CSV: keep rows of this split for training (other sources ignore it).")
 FLAGS.string("val_split", None, "Kinetics CSV: keep rows of this split for validation (other sources ignore it).")
+FLAGS.boolean("causal", False, "Train the causal form of the network (outputs at frame t from frames up to t: "
+              "it streams frame by frame, `autox3d stream`); recorded in the run's spec.")
 FLAGS.boolean("shuffle_frames", False, "Permute every clip's frames in time (train and validation): no motion.")
 FLAGS.integer("segments", 1, "Temporal segments (TSN-style): every clip is K snippets of --frames x --rate, one per "
               "equal part of the video, and the network runs on each, its logits reduced by "
@@ -136,6 +138,7 @@ def run() -> int:
         unfreeze_from=FLAGS.unfreeze_from,
         seed=FLAGS.seed,
         verbose=FLAGS.verbose,
+        causal=FLAGS.causal,
     )
     summary = {
         "run_dir": result.run_dir,

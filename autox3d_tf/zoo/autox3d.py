@@ -47,6 +47,9 @@ Args:
     dropout_rate: dropout before the classifier.
     name: model name.
     include_preprocessing: take RGB pixels in [0, 255] and normalise inside the model.
+    causal: the causal form (output at frame t from frames up to t only), which trains with
+        `fit` like any model and streams frame by frame (`autox3d_tf.models.streaming.stream_model`);
+        non-causal weights load with a warning (README, "Causal models").
 
 Returns:
     A `keras.Model`.

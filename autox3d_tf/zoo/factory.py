@@ -28,14 +28,23 @@ def build_zoo_model(
     dropout_rate: float = 0.5,
     name: str | None = None,
     include_preprocessing: bool = False,
+    causal: bool = False,
 ) -> keras.Model:
     """Builds ``spec`` and loads ``weights`` (None, a registered dataset name, a file or a run folder).
 
     With weights, ``classes`` may differ from theirs: every tensor but the classifier is loaded and
     the classifier is freshly initialised (timm's ``num_classes``). What was loaded is in the model's
     ``pretrained_report`` (`autox3d_tf.weights.PretrainedReport`).
+
+    ``causal=True`` builds the causal form of ``spec`` (`ArchSpec.causal`), which streams frame by
+    frame (`autox3d_tf.models.streaming`). Weights of a non-causal network load into it (same
+    tensors) with a `UserWarning` that says what that costs (`autox3d_tf.weights.loading.NON_CAUSAL_WEIGHTS_WARNING`).
     """
     validate_weights_argument(model_name, weights)
+    if not isinstance(causal, bool):
+        raise ValueError(f"`causal` must be True or False, got {causal!r}.")
+    if causal and not spec.causal:
+        spec = spec.replace(causal=True)
     model = build_model(
         spec,
         include_top=include_top,
@@ -70,6 +79,7 @@ def make_factory(
         dropout_rate: float = default_dropout,
         name: str | None = None,
         include_preprocessing: bool = False,
+        causal: bool = False,
     ) -> keras.Model:
         return build_zoo_model(
             model_name,
@@ -84,6 +94,7 @@ def make_factory(
             dropout_rate=dropout_rate,
             name=name,
             include_preprocessing=include_preprocessing,
+            causal=causal,
         )
 
     factory.__name__ = factory.__qualname__ = model_name
