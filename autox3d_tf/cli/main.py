@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "latency / throughput on this machine, optionally against pytorchvideo"),
     "convert": ("convert", "PyTorch checkpoint (pytorchvideo or PySlowFast) to Keras weights"),
     "predict": ("predict", "top-k Kinetics-400 labels for video files"),
+    "stream": ("stream", "top-k labels of a video file, URL (RTSP / HTTP) or camera as it plays"),
     "make-synthetic": ("make_synthetic", "write the built-in synthetic motion dataset"),
     "to-tfrecord": ("to_tfrecord", "videos to sharded SequenceExample TFRecords"),
     "search": ("workflow", "architecture search: probabilistic (supernet) or --method entropy"),
