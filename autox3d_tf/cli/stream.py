@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", metavar="VIDEO", help="write the video with the label drawn on it (e.g. out.mp4)")
     parser.add_argument("--threads", type=int,
                         help="TensorFlow threads (default: the CPU cores less one, for the decoder)")
+    parser.add_argument("--ffmpeg_option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an FFmpeg input option, repeatable: e.g. video_size=640x480, framerate=30, "
+                             "input_format=mjpeg (a camera), rtsp_transport=udp")
     parser.add_argument("--timeout", type=float, default=10.0,
                         help="seconds to wait for a network source to open or send data (default 10)")
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout: one per window, then the summary")
@@ -83,6 +86,9 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--threads must be >= 1"
     if args.timeout <= 0:
         return "--timeout must be > 0"
+    bad = [o for o in args.ffmpeg_option if "=" not in o or not o.split("=", 1)[0]]
+    if bad:
+        return f"--ffmpeg_option {bad[0]!r}: expected KEY=VALUE"
     return None
 
 
@@ -100,7 +106,8 @@ def _configure_threads(threads: int | None) -> None:
 def _open(args: argparse.Namespace):
     from autox3d_tf.data.live import open_source
 
-    return open_source(args.source, camera=args.camera, timeout=args.timeout)
+    options = dict(o.split("=", 1) for o in args.ffmpeg_option)
+    return open_source(args.source, camera=args.camera, timeout=args.timeout, options=options)
 
 
 def _format_window(result) -> str:

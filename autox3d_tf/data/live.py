@@ -82,7 +82,8 @@ class StreamInterrupted(SourceError):
 class SourceInfo:
     """What a source says about itself when it is opened.
 
-    ``width`` / ``height`` are the upright (displayed) size; ``fps`` the stream's average (or
+    ``width`` / ``height`` are the coded size (before a display matrix turns the frames upright:
+    :attr:`SourceFrame.size` is the upright one); ``fps`` the stream's average (or
     guessed) rate; ``num_frames`` the container's declared frame count (0 when unknown: live
     streams, MPEG-TS); ``duration`` in seconds (0.0 when unknown); ``live`` is True for cameras and
     network URLs (their frames come at their own pace).
