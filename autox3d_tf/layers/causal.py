@@ -31,6 +31,15 @@ def causal_padding(kernel: Sequence[int], dilation: int = 1) -> tuple[tuple[int,
     return ((span - 1, 0), (kh // 2, kh // 2), (kw // 2, kw // 2))
 
 
+def _last_frame(x):
+    """``x[:, -1]`` of ``(batch, frames, C)``; with a static frame count a plain slice and a reshape
+    (TFLite's XNNPACK delegate takes those, not the slice that drops an axis)."""
+    length = x.shape[1]
+    if length is None:
+        return x[:, -1]
+    return ops.reshape(x[:, length - 1 :], (-1, x.shape[-1]))
+
+
 @keras.saving.register_keras_serializable(package="autox3d_tf")
 class CumulativeAveragePooling3D(keras.layers.Layer):
     """The mean over space and over time up to each frame: ``y[t] = mean(x[0..t])``.
@@ -60,7 +69,7 @@ class CumulativeAveragePooling3D(keras.layers.Layer):
             return self._shape(sums / steps)
         sums = sums + total[:, None, :]
         seen = count[:, None, :] + steps
-        return self._shape(sums / seen), sums[:, -1], seen[:, -1]
+        return self._shape(sums / seen), _last_frame(sums), _last_frame(seen)
 
 
     def get_config(self):
@@ -85,7 +94,11 @@ class TemporalBuffer(keras.layers.Layer):
 
     def call(self, inputs, state):
         joined = ops.concatenate([state, inputs], axis=1)
-        return joined, joined[:, -self.frames :]
+        length = joined.shape[1]
+        if length is None:
+            return joined, joined[:, -self.frames :]
+        # A non-negative start where the length is static: XNNPACK takes that slice, not a negative one.
+        return joined, joined[:, length - self.frames :]
 
 
     def get_config(self):
