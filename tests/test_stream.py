@@ -471,3 +471,38 @@ def test_model_fps_none_counts_the_source_frames(fixtures):
                                  on_window=windows.append)
     assert summary.slots == 45 and summary.windows == expected_windows(45, 3, 6, 5)
     assert windows[0].end == pytest.approx(12 / 15) and windows[0].start == 0.0  # 12 frames = 0.8 s at 15 fps
+
+
+def test_causal_model_streams_frame_by_frame_exactly():
+    """A causal model is fed one frame per window; each output equals the full-clip causal model's
+    at that frame of the frames it was fed."""
+    import keras
+
+    from autox3d_tf.models.streaming import frame_output_model
+    from autox3d_tf.preprocessing import preprocess_input
+    from autox3d_tf.workflows.stream import CausalScorer
+    from autox3d_tf.zoo import X3D_XS
+    from tests.test_export_saved_model import randomize_batch_norms
+
+    keras.utils.set_random_seed(5)
+    model = X3D_XS(causal=True, input_shape=(None, 64, 64, 3), classes=3)
+    randomize_batch_norms(model)
+    fed, outs = [], []
+
+    class Recording(CausalScorer):
+        def reset(self):  # after the warm-up too: a new stream
+            super().reset()
+            fed.clear()
+            outs.clear()
+
+        def __call__(self, clip):
+            fed.append(np.asarray(clip)[-1])
+            outs.append(super().__call__(clip))
+            return outs[-1]
+
+    scorer = Recording(model, sampling_rate=6, crop=64)
+    with open_source(SHARED[0]) as source:
+        summary = stream_windows(source, scorer, StreamOptions(stride=6, average=1))
+    assert summary.windows == len(outs) > 4 and scorer.frames_seen == len(outs)
+    want = frame_output_model(model).predict(preprocess_input(np.stack(fed)[None]), verbose=0)[0]
+    np.testing.assert_allclose(np.stack(outs), want, atol=1e-5)

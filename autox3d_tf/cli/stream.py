@@ -14,6 +14,10 @@ real time, frames are dropped and windows skipped, and the summary says how many
 (stderr; with ``--json`` also the last line on stdout): windows, frames read / dropped, mean / p95
 latency per window, real-time factor.
 
+A causal model (a run trained with ``--causal``) is streamed frame by frame instead: every
+``sampling rate``-th frame of the timeline goes into its streaming form once, with its states, and
+each output equals the causal model's on the whole stream so far (``--stride`` is the sampling rate).
+
 A source that cannot be read (missing, not a video, no such camera, unreachable) is a one-line
 error (exit status 1). A stream that stops mid-way is too, after the windows scored before it,
 the summary, and a properly closed ``--output`` file.
@@ -155,8 +159,16 @@ def run(args: argparse.Namespace) -> int:
         model, settings = build_predictor(args.model, args.weights, args.run_dir)
         if settings.sampling_rate < 1:
             raise ValueError(f"{settings.name} was trained on whole videos (sampling rate 0): it cannot be streamed")
-        scorer = KerasScorer(model, settings.frames, settings.sampling_rate, settings.test_crop,
-                             labels=settings.labels, name=settings.name)
+        if getattr(getattr(model, "arch_spec", None), "causal", False):
+            from autox3d_tf.workflows.stream import CausalScorer
+
+            # Frame by frame: every sampling_rate-th frame of the timeline goes in once.
+            scorer = CausalScorer(model, settings.sampling_rate, settings.test_crop, labels=settings.labels,
+                                  name=settings.name)
+            args.stride = settings.sampling_rate
+        else:
+            scorer = KerasScorer(model, settings.frames, settings.sampling_rate, settings.test_crop,
+                                 labels=settings.labels, name=settings.name)
     except Exception as err:  # unknown model, missing weights, mismatched file
         source.close()
         _error(str(err).splitlines()[0] if str(err) else type(err).__name__)

@@ -2,6 +2,8 @@
 
     OUT/saved_model/1/     the SavedModel (TF Serving: --model_base_path=OUT/saved_model)
     OUT/model.tflite       TFLite (X3D-XS / S, or when asked)
+    OUT/stream.tflite      a causal model's one-frame streaming TFLite (with TFLite; its SavedModel
+                           also gets the ``init_states`` / ``stream`` signatures: `autox3d_tf.export.streaming`)
     OUT/model_int8.tflite  quantised TFLite (``quantize=("int8", "float16", "dynamic")``, each its own file)
     OUT/model.onnx         ONNX (``formats=("onnx",)``, tf2onnx)
     OUT/openvino/model.xml OpenVINO IR (``formats=("openvino",)``), with model.bin
@@ -72,8 +74,16 @@ def export_model(
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     saved = os.path.join(out_dir, "saved_model", str(int(version)))
-    export_saved_model(model, saved, class_names, spec=spec, frames=frames, crop=crop, top_k=top_k, fuse=fuse,
-                       rate=rate)
+    arch = spec if spec is not None else getattr(model, "arch_spec", None)
+    causal = isinstance(arch, ArchSpec) and arch.causal and consensus_parts(model) is None
+    if causal:
+        from autox3d_tf.export.streaming import export_stream_saved_model
+
+        export_stream_saved_model(model, saved, class_names, spec=spec, frames=frames, crop=crop, top_k=top_k,
+                                  fuse=fuse)
+    else:
+        export_saved_model(model, saved, class_names, spec=spec, frames=frames, crop=crop, top_k=top_k, fuse=fuse,
+                           rate=rate)
     xla = find_xla_ops(saved)
     if xla:
         raise RuntimeError(f"the exported graph holds XLA-only ops: {xla}")
@@ -91,12 +101,21 @@ def export_model(
         "top_k": int(min(top_k, len(class_names))),
         "fused": bool(fuse),
     }
+    if causal:
+        from autox3d_tf.export.streaming import INIT_SIGNATURE, STREAM_SIGNATURE
+
+        result["stream_signatures"] = [INIT_SIGNATURE, STREAM_SIGNATURE]
     if tflite:
         path = export_tflite(model, os.path.join(out_dir, "model.tflite"), spec=spec, frames=frames, crop=crop,
                              top_k=top_k, fuse=fuse)
         result["tflite"] = path
         result["tflite_bytes"] = os.path.getsize(path)
         result["tflite_input"] = {"name": "frames", "dtype": "uint8", "shape": [1, frames, crop, crop, 3]}
+        if causal:
+            from autox3d_tf.export.streaming import export_stream_tflite
+
+            result["stream_tflite"] = export_stream_tflite(model, os.path.join(out_dir, "stream.tflite"), spec=spec,
+                                                           crop=crop, fuse=fuse)
         result.update(_quantized_files(model, out_dir, path, quantize, calibration, calibration_steps,
                                        dict(spec=spec, frames=frames, crop=crop, top_k=top_k, fuse=fuse)))
     result.update(_runtime_files(model, out_dir, formats, dict(spec=spec, frames=frames, crop=crop, fuse=fuse)))

@@ -59,6 +59,7 @@ __all__ = [
     "stream_windows",
     "expected_windows",
     "class_names_for",
+    "CausalScorer",
 ]
 
 
@@ -122,6 +123,46 @@ class KerasScorer(WindowScorer):
         from autox3d_tf.preprocessing import preprocess_input
 
         out = np.asarray(self._call(preprocess_input(np.asarray(clip)[None])), dtype=np.float64)[0]
+        if not np.isfinite(out).all():
+            raise FloatingPointError("the model's output is not finite (NaN / Inf): its weights or input are broken")
+        if out.min() < 0 or abs(out.sum() - 1.0) > 1e-3:  # logits
+            out = np.exp(out - out.max())
+            out /= out.sum()
+        return out
+
+
+class CausalScorer(WindowScorer):
+    """A causal model (``causal=True``) streamed frame by frame: each call feeds one new frame to
+    its streaming form (`autox3d_tf.models.streaming`, BatchNorm folded) and returns the
+    probabilities after it, which equal the full-clip causal model's at that frame. The states
+    (temporal buffers, running averages) carry everything seen since the last :meth:`reset`.
+
+    Streamed with ``stride == sampling_rate`` (what `autox3d stream` does for a causal model), every
+    ``sampling_rate``-th frame of the timeline is fed once, as the model saw its training clips.
+    """
+
+    def __init__(self, model, sampling_rate: int, crop: int, short_side: int | None = None,
+                 labels: Sequence[str] = (), name: str | None = None):
+        from autox3d_tf.export.streaming import streaming_form
+
+        self.frames, self.sampling_rate, self.crop = 1, int(sampling_rate), int(crop)
+        self.short_side = int(short_side or crop)
+        self.labels = tuple(labels)
+        self.name = name or getattr(model, "name", "model")
+        self.stream = streaming_form(model, crop=self.crop, batch_size=1, chunk_frames=1)
+        self.reset()
+
+    def reset(self) -> None:
+        self.states = self.stream.init_states(1)
+        self.frames_seen = 0
+
+    def __call__(self, clip: np.ndarray) -> np.ndarray:
+        from autox3d_tf.preprocessing import preprocess_input
+
+        frame = preprocess_input(np.asarray(clip)[-1:][None])
+        out, self.states = self.stream(frame, self.states)
+        self.frames_seen += 1
+        out = np.asarray(out, np.float64)[0, -1]
         if not np.isfinite(out).all():
             raise FloatingPointError("the model's output is not finite (NaN / Inf): its weights or input are broken")
         if out.min() < 0 or abs(out.sum() - 1.0) > 1e-3:  # logits
