@@ -18,6 +18,8 @@ seeds), all at one MACs budget (default: X3D-XS's at the clip):
 
 - ``x3d``: X3D-XS;
 - ``control``: X3D-XS trained and scored on time-shuffled frames (no motion);
+- ``causal``: causal X3D-XS (``autox3d train --causal``: the form that streams frame by frame), the
+  accuracy cost of causality at equal MACs;
 - ``random``: a uniformly random architecture of the autox3d-v1 space within [0.85, 1] x the budget
   (the standard NAS baseline), one per seed;
 - ``entropy``: the training-free STEntr search's network at the budget (no data), one per seed;
@@ -62,8 +64,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEFAULT_DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "egogestar", "annotations.csv"))
-ARMS = ("x3d", "control", "random", "entropy", "probabilistic", "differentiable")
-LABELS = {"x3d": "X3D-XS", "control": "X3D-XS, shuffled frames", "random": "random architecture",
+ARMS = ("x3d", "control", "causal", "random", "entropy", "probabilistic", "differentiable")
+LABELS = {"x3d": "X3D-XS", "control": "X3D-XS, shuffled frames", "causal": "causal X3D-XS", "random": "random architecture",
           "entropy": "entropy search", "probabilistic": "probabilistic search",
           "differentiable": "differentiable search"}
 
@@ -277,7 +279,7 @@ def train_and_score(arm: str, args, spec: str | None, train_list: str, val_list:
     train(train_list, model="X3D_XS", spec=spec, out_dir=run_dir, epochs=args.epochs, batch_size=args.batch_size,
           steps_per_epoch=args.steps_per_epoch, learning_rate=args.learning_rate, recipe=recipe,
           frames=args.frames, rate=args.rate, crop=args.crop, test_crop=args.crop, flip=args.flip, shuffle_frames=arm == "control",
-          seed=seed, verbose=2)
+          seed=seed, verbose=2, causal=arm == "causal")
     train_s = time.time() - t0
     views = dict(num_clips=args.num_clips, num_crops=args.num_crops)
     val = evaluate(run_dir, val_list, out_dir=os.path.join(run_dir, "eval_val"), **views)
