@@ -99,6 +99,17 @@ class WindowScorer:
         self.reset()
 
 
+def _probabilities(out: np.ndarray) -> np.ndarray:
+    """A scorer's ``[classes]`` output as probabilities: a non-finite output raises
+    ``FloatingPointError``; logits (a model without a softmax) get one."""
+    if not np.isfinite(out).all():
+        raise FloatingPointError("the model's output is not finite (NaN / Inf): its weights or input are broken")
+    if out.min() < 0 or abs(out.sum() - 1.0) > 1e-3:  # logits
+        out = np.exp(out - out.max())
+        out /= out.sum()
+    return out
+
+
 class KerasScorer(WindowScorer):
     """A Keras clip classifier (softmax output) as a :class:`WindowScorer`.
 
@@ -122,13 +133,7 @@ class KerasScorer(WindowScorer):
     def __call__(self, clip: np.ndarray) -> np.ndarray:
         from autox3d_tf.preprocessing import preprocess_input
 
-        out = np.asarray(self._call(preprocess_input(np.asarray(clip)[None])), dtype=np.float64)[0]
-        if not np.isfinite(out).all():
-            raise FloatingPointError("the model's output is not finite (NaN / Inf): its weights or input are broken")
-        if out.min() < 0 or abs(out.sum() - 1.0) > 1e-3:  # logits
-            out = np.exp(out - out.max())
-            out /= out.sum()
-        return out
+        return _probabilities(np.asarray(self._call(preprocess_input(np.asarray(clip)[None])), dtype=np.float64)[0])
 
 
 class CausalScorer(WindowScorer):
@@ -162,13 +167,7 @@ class CausalScorer(WindowScorer):
         frame = preprocess_input(np.asarray(clip)[-1:][None])
         out, self.states = self.stream(frame, self.states)
         self.frames_seen += 1
-        out = np.asarray(out, np.float64)[0, -1]
-        if not np.isfinite(out).all():
-            raise FloatingPointError("the model's output is not finite (NaN / Inf): its weights or input are broken")
-        if out.min() < 0 or abs(out.sum() - 1.0) > 1e-3:  # logits
-            out = np.exp(out - out.max())
-            out /= out.sum()
-        return out
+        return _probabilities(np.asarray(out, np.float64)[0, -1])
 
 
 @dataclass(frozen=True)
